@@ -1,0 +1,102 @@
+#pragma once
+// The Engine interface: what the executor (run) sees of any backend. A backend is preloaded once,
+// then fed requests; step() runs one scheduler iteration (continuous batching over every request
+// submitted so far) and returns the requests that finished in it.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "flowrank/common/clock.hpp"
+
+namespace flowrank::engine {
+
+struct SamplingParams {
+  int32_t max_tokens = 256;
+  float temperature = 0.0f;  // 0 = greedy
+  float top_p = 1.0f;
+  int32_t top_k = 0;  // 0 = off
+  uint64_t seed = 0;
+  std::vector<std::string> stop;  // stop strings; the stop string is not part of the output
+  bool ignore_eos = false;        // benchmarks: always generate max_tokens
+};
+
+// The random stream of a request is keyed by (seed, stream.workflow, stream.step, token index),
+// so an output never depends on batch composition, order or rank count.
+struct StreamKey {
+  uint64_t workflow = 0;
+  uint64_t step = 0;
+};
+
+struct Request {
+  uint64_t id = 0;  // unique among the requests of one engine
+  std::string prompt;
+  bool chat = false;  // wrap the prompt in the model's chat template as one user turn
+  SamplingParams sampling;
+  StreamKey stream;
+};
+
+enum class FinishReason { kLength, kStop, kEos };
+
+struct RequestTiming {
+  Clock::time_point submitted{};
+  Clock::time_point first_scheduled{};  // first iteration that computed any of its tokens
+  Clock::time_point first_token{};      // first generated token sampled
+  Clock::time_point finished{};
+};
+
+struct Completion {
+  uint64_t id = 0;
+  std::string text;              // generated text (stop string removed)
+  std::vector<int32_t> tokens;   // generated token ids
+  int32_t prompt_tokens = 0;
+  int32_t cached_tokens = 0;     // prompt tokens served from the prefix cache (not recomputed)
+  int32_t decode_tokens = 0;
+  int32_t preemptions = 0;
+  FinishReason finish = FinishReason::kLength;
+  RequestTiming timing;
+};
+
+struct EngineInfo {
+  std::string backend;      // "cpu", "cuda"
+  std::string device;       // e.g. "cpu (2 threads)", "NVIDIA H200"
+  std::string model;        // path or dummy:<shape>
+  std::string model_name;   // from metadata
+  int32_t context_length = 0;
+  int32_t kv_blocks = 0;
+  int32_t block_size = 0;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  // Loads weights, allocates the KV pool, warms up. Everything expensive happens here, before
+  // the first request; the caller times it as its own phase.
+  virtual void preload() = 0;
+  virtual EngineInfo info() const = 0;
+  // Token ids the engine would feed for `text` (no chat template, no BOS): for --explain.
+  virtual std::vector<int32_t> tokenize(std::string_view text) const = 0;
+  // Queues a request. Throws InputError if its prompt cannot fit the context.
+  virtual void submit(Request request) = 0;
+  // One iteration; returns the requests that finished in it.
+  virtual std::vector<Completion> step() = 0;
+  virtual bool has_work() const = 0;
+};
+
+struct EngineOptions {
+  std::string model = "models/SmolLM2-135M-Instruct.Q4_1.gguf";  // path or dummy:<shape>
+  std::string tokenizer_model;  // GGUF whose tokenizer a dummy model uses (default: bundled)
+  std::string device = "auto";  // auto | cpu | cuda
+  int32_t block_size = 16;
+  int32_t kv_blocks = 0;        // 0 = size from memory / context
+  int32_t max_batch_tokens = 2048;
+  int32_t max_seqs = 64;
+  bool prefix_cache = true;
+  int32_t threads = 0;          // 0 = all cores
+};
+
+// Picks the backend for options.device ("auto": CUDA when built and a GPU exists, else CPU).
+std::unique_ptr<Engine> make_engine(const EngineOptions& options);
+
+}  // namespace flowrank::engine

@@ -1,0 +1,58 @@
+#include "flowrank/common/utf8.hpp"
+
+#include <cstdint>
+
+namespace flowrank {
+namespace {
+
+// Length of the valid sequence starting at i, 0 if invalid, -1 if valid so far but cut short.
+int sequence_length(std::string_view s, std::size_t i) {
+  const auto b0 = static_cast<std::uint8_t>(s[i]);
+  if (b0 < 0x80) return 1;
+  int len;
+  std::uint32_t cp;
+  if ((b0 & 0xE0) == 0xC0) {
+    len = 2;
+    cp = b0 & 0x1F;
+  } else if ((b0 & 0xF0) == 0xE0) {
+    len = 3;
+    cp = b0 & 0x0F;
+  } else if ((b0 & 0xF8) == 0xF0) {
+    len = 4;
+    cp = b0 & 0x07;
+  } else {
+    return 0;
+  }
+  for (int k = 1; k < len; ++k) {
+    if (i + k >= s.size()) return -1;
+    const auto b = static_cast<std::uint8_t>(s[i + k]);
+    if ((b & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return len;
+}
+
+}  // namespace
+
+std::optional<std::size_t> find_invalid_utf8(std::string_view text) {
+  for (std::size_t i = 0; i < text.size();) {
+    int n = sequence_length(text, i);
+    if (n <= 0) return i;
+    i += static_cast<std::size_t>(n);
+  }
+  return std::nullopt;
+}
+
+std::size_t complete_utf8_prefix(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    int n = sequence_length(text, i);
+    if (n < 0) return i;           // cut short: hold back
+    i += n == 0 ? 1 : static_cast<std::size_t>(n);  // invalid bytes pass through as they are
+  }
+  return i;
+}
+
+}  // namespace flowrank
