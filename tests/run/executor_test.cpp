@@ -1,0 +1,205 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <deque>
+#include <map>
+
+#include "flowrank/common/error.hpp"
+#include "flowrank/common/hash.hpp"
+#include "flowrank/run/executor.hpp"
+#include "flowrank/run/progress.hpp"
+
+using namespace flowrank;
+
+namespace {
+
+// An engine whose request i finishes after `1 + (id % 3)` iterations with a text derived from its
+// prompt, so the executor's bookkeeping (dependency order, output routing, records) is checked
+// against values computed independently here.
+class ScriptedEngine : public engine::Engine {
+ public:
+  struct Pending {
+    engine::Request req;
+    int remaining;
+    Clock::time_point submitted;
+  };
+  void preload() override {}
+  engine::EngineInfo info() const override { return {}; }
+  std::vector<int32_t> tokenize(std::string_view text) const override {
+    return std::vector<int32_t>(text.begin(), text.end());
+  }
+  void submit(engine::Request r) override {
+    submitted_at_iteration[r.id] = iteration;
+    prompts[r.id] = r.prompt;
+    seen_requests.push_back(r);
+    const int rem = 1 + static_cast<int>(r.id % 3);
+    pending.push_back({std::move(r), rem, Clock::now()});
+  }
+  std::vector<engine::Completion> step() override {
+    ++iteration;
+    std::vector<engine::Completion> done;
+    for (auto it = pending.begin(); it != pending.end();) {
+      if (--it->remaining == 0) {
+        engine::Completion c;
+        c.id = it->req.id;
+        c.text = output_for(it->req.prompt);
+        c.prompt_tokens = static_cast<int32_t>(it->req.prompt.size());
+        c.decode_tokens = static_cast<int32_t>(c.text.size());
+        c.cached_tokens = 3;
+        c.timing.submitted = it->submitted;
+        c.timing.first_scheduled = it->submitted;
+        c.timing.first_token = Clock::now();
+        c.timing.finished = Clock::now();
+        c.finish = engine::FinishReason::kStop;
+        done.push_back(std::move(c));
+        it = pending.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return done;
+  }
+  bool has_work() const override { return !pending.empty(); }
+
+  static std::string output_for(const std::string& prompt) {
+    return "OUT[" + sha256_hex(prompt).substr(0, 6) + "]";
+  }
+
+  int iteration = 0;
+  std::deque<Pending> pending;
+  std::map<uint64_t, int> submitted_at_iteration;
+  std::map<uint64_t, std::string> prompts;
+  std::vector<engine::Request> seen_requests;
+};
+
+flow::ExpandedJob make_job(bool chained, int n) {
+  flow::ExpandedJob job;
+  job.job_name = "t";
+  job.layout = flow::PromptLayout::kSeed;
+  job.input = "INPUT";
+  job.fixture_text = "===== FILE: a.py =====\nx = 1\n";
+  for (int i = 0; i < n; ++i) {
+    flow::Workflow wf;
+    wf.index = i;
+    wf.task_id = "t" + std::to_string(i);
+    wf.task = "task " + std::to_string(i);
+    const char* names[] = {"planner", "executor", "verifier"};
+    for (int s = 0; s < 3; ++s) {
+      flow::StepSpec st;
+      st.name = names[s];
+      st.instruction = std::string("do ") + names[s];
+      st.sampling.max_tokens = 10 + s;
+      st.sampling.temperature = 0.5f;
+      st.sampling.seed = 99;
+      if (chained && s > 0) {
+        st.uses.push_back(s - 1);
+        if (s == 2) st.uses.insert(st.uses.begin(), 0);
+      }
+      wf.steps.push_back(st);
+    }
+    job.workflows.push_back(wf);
+  }
+  return job;
+}
+
+}  // namespace
+
+TEST(Executor, IndependentStepsAreAllSubmittedBeforeTheFirstIteration) {
+  auto job = make_job(false, 5);
+  ScriptedEngine eng;
+  auto res = run::execute(job, {0, 1, 2, 3, 4}, eng, {});
+  ASSERT_EQ(res.steps.size(), 15u);
+  for (auto& [id, it] : eng.submitted_at_iteration) EXPECT_EQ(it, 0) << id;
+  EXPECT_EQ(res.workflows.size(), 5u);
+  EXPECT_FALSE(res.interrupted);
+}
+
+TEST(Executor, ChainedStepsWaitForTheirInputsAndSeeTheirOutputs) {
+  auto job = make_job(true, 3);
+  ScriptedEngine eng;
+  auto res = run::execute(job, {0, 1, 2}, eng, {});
+  ASSERT_EQ(res.steps.size(), 9u);
+  // Map (workflow, step) -> the request the engine saw.
+  std::map<std::pair<uint64_t, uint64_t>, const engine::Request*> by_key;
+  for (auto& r : eng.seen_requests) by_key[{r.stream.workflow, r.stream.step}] = &r;
+  ASSERT_EQ(by_key.size(), 9u);
+  for (uint64_t w = 0; w < 3; ++w) {
+    const std::string planner_out = ScriptedEngine::output_for(by_key[{w, 0}]->prompt);
+    const std::string exec_out = ScriptedEngine::output_for(by_key[{w, 1}]->prompt);
+    EXPECT_NE(by_key[{w, 1}]->prompt.find(planner_out), std::string::npos);
+    EXPECT_NE(by_key[{w, 2}]->prompt.find(planner_out), std::string::npos);
+    EXPECT_NE(by_key[{w, 2}]->prompt.find(exec_out), std::string::npos);
+    EXPECT_EQ(by_key[{w, 0}]->prompt.find("OUT["), std::string::npos);
+    // A step is submitted strictly after the iteration that finished its inputs.
+    EXPECT_GT(eng.submitted_at_iteration[by_key[{w, 1}]->id],
+              eng.submitted_at_iteration[by_key[{w, 0}]->id]);
+    EXPECT_GT(eng.submitted_at_iteration[by_key[{w, 2}]->id],
+              eng.submitted_at_iteration[by_key[{w, 1}]->id]);
+  }
+}
+
+TEST(Executor, RecordsCarryEngineFiguresAndOutputHash) {
+  auto job = make_job(false, 2);
+  ScriptedEngine eng;
+  run::ExecutorOptions opt;
+  opt.rank = 3;
+  opt.keep_outputs = true;
+  opt.epoch = Clock::now();
+  auto res = run::execute(job, {1}, eng, opt);
+  ASSERT_EQ(res.steps.size(), 3u);
+  for (const auto& rec : res.steps) {
+    EXPECT_EQ(rec.rank, 3);
+    EXPECT_EQ(rec.workflow, 1);
+    const std::string prompt = eng.prompts.at(eng.seen_requests[rec.step].id);
+    const std::string out = ScriptedEngine::output_for(prompt);
+    EXPECT_EQ(rec.output_sha256_8, sha256_hex(out).substr(0, 8));
+    EXPECT_EQ(rec.prompt_tokens, static_cast<int32_t>(prompt.size()));
+    EXPECT_EQ(rec.decode_tokens, static_cast<int32_t>(out.size()));
+    EXPECT_EQ(rec.cached_tokens, 3);
+    EXPECT_EQ(rec.finish, "stop");
+    EXPECT_EQ(rec.name, job.workflows[1].steps[rec.step].name);
+    EXPECT_LE(rec.ttft_ms, rec.latency_ms);
+    EXPECT_GE(rec.end_s, rec.start_s);
+    EXPECT_EQ(res.outputs.at({1, rec.step}), out);
+  }
+  // Sampling and stream keys pass through unchanged.
+  for (auto& r : eng.seen_requests) {
+    EXPECT_EQ(r.stream.workflow, 1u);
+    EXPECT_EQ(r.sampling.max_tokens, 10 + static_cast<int>(r.stream.step));
+    EXPECT_EQ(r.sampling.seed, 99u);
+  }
+}
+
+TEST(Executor, StopFlagReturnsFinishedStepsOnly) {
+  auto job = make_job(true, 4);
+  ScriptedEngine eng;
+  std::atomic<bool> stop{false};
+  run::ExecutorOptions opt;
+  opt.stop = &stop;
+  int calls = 0;
+  opt.on_progress = [&](const run::ProgressSnapshot& p) {
+    if (++calls == 2) stop = true;
+    EXPECT_EQ(p.steps_total, 12);
+  };
+  auto res = run::execute(job, {0, 1, 2, 3}, eng, opt);
+  EXPECT_TRUE(res.interrupted);
+  EXPECT_GT(res.steps.size(), 0u);
+  EXPECT_LT(res.steps.size(), 12u);
+  EXPECT_EQ(res.steps_total, 12);
+}
+
+TEST(Executor, UnknownWorkflowIsAnError) {
+  auto job = make_job(false, 1);
+  ScriptedEngine eng;
+  EXPECT_THROW(run::execute(job, {1}, eng, {}), RunError);
+}
+
+TEST(Progress, FormatsCountsRateAndEta) {
+  run::ProgressSnapshot p;
+  p.steps_done = 3;
+  p.steps_total = 9;
+  p.decode_tokens = 300;
+  p.elapsed_s = 30;
+  // 10 tok/s; 3 steps in 30 s -> 6 more need 60 s.
+  EXPECT_EQ(run::format_progress(p), "steps 3/9  decode 10.0 tok/s  elapsed 30.0s  ETA 1m00s");
+}
