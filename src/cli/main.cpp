@@ -1,2 +1,91 @@
-#include <iostream>
-int main() { std::cout << "flowrank (skeleton)\n"; return 0; }
+// flowrank: distributed batch runner for multi-step LLM workflows.
+#include <CLI/CLI.hpp>
+
+#include "cli_common.hpp"
+#include "commands.hpp"
+
+using namespace flowrank::cli;
+
+int main(int argc, char** argv) {
+  CLI::App app{"flowrank: batch runner for multi-step LLM workflows", "flowrank"};
+  app.set_version_flag("--version", std::string("flowrank ") + FLOWRANK_VERSION);
+  app.require_subcommand(1);
+
+  RunArgs run;
+  auto* run_cmd =
+      app.add_subcommand("run", "Expand a job's workflows, run them, write the HDF5 report");
+  run_cmd->add_option("job", run.job, "Job file (TOML)")->required();
+  run_cmd->add_option("--out", run.out, "Report path (overrides the job's output)");
+  run_cmd->add_option("--device", run.device, "auto | cpu | cuda");
+  run_cmd->add_option("--model", run.model, "GGUF path or dummy:<shape>");
+  run_cmd->add_option("--workflows", run.workflows, "Run only the first N workflows");
+  run_cmd->add_flag("--keep-outputs", run.keep_outputs, "Store generated texts under /outputs");
+  run_cmd->add_flag("--no-cache", run.no_cache, "Expand without the flow cache");
+  run_cmd->add_option("--progress", run.progress, "auto | live | lines | off")
+      ->check(CLI::IsMember({"auto", "live", "lines", "off"}));
+
+  ExpandArgs expand;
+  auto* expand_cmd = app.add_subcommand("expand", "Expand a job's workflows into the flow cache");
+  expand_cmd->add_option("job", expand.job, "Job file (TOML)")->required();
+  expand_cmd->add_flag("--explain", expand.explain, "Report how prompts share tokens");
+  expand_cmd->add_option("--model", expand.model, "Model whose tokenizer --explain counts with");
+  expand_cmd->add_option("--workflows", expand.workflows, "Expand only the first N workflows");
+  expand_cmd->add_flag("--no-cache", expand.no_cache, "Do not read or write the flow cache");
+
+  ReportArgs rep;
+  auto* report_cmd = app.add_subcommand("report", "Summarise a run's HDF5 report");
+  report_cmd->add_option("file", rep.file, "Report file (.h5)")->required();
+  report_cmd->add_option("--format", rep.format, "table | json")
+      ->check(CLI::IsMember({"table", "json"}));
+  report_cmd->add_flag("--seed-log", rep.seed_log,
+                       "Print the seed harness's [TARGET]/[TIMING]/[INPUT] lines");
+
+  std::string model_spec;
+  auto* model_cmd = app.add_subcommand("model", "Inspect models");
+  model_cmd->require_subcommand(1);
+  auto* info_cmd =
+      model_cmd->add_subcommand("info", "Architecture, shapes, tensor types, tokenizer");
+  info_cmd->add_option("file", model_spec, "GGUF path or dummy:<shape>")->required();
+
+  GenerateArgs gen;
+  auto* gen_cmd = app.add_subcommand("generate", "Generate from one prompt");
+  gen_cmd->add_option("--model", gen.model,
+                      "GGUF path or dummy:<shape> (default: bundled SmolLM2)");
+  gen_cmd->add_option("--prompt", gen.prompt, "Prompt text")->required();
+  gen_cmd->add_flag("--chat", gen.chat, "Wrap the prompt in the model's chat template");
+  gen_cmd->add_option("--max-tokens", gen.max_tokens, "Tokens to generate")
+      ->check(CLI::PositiveNumber);
+  gen_cmd->add_option("--temperature", gen.temperature, "0 = greedy")
+      ->check(CLI::NonNegativeNumber);
+  gen_cmd->add_option("--top-p", gen.top_p, "Nucleus sampling mass")->check(CLI::Range(0.0, 1.0));
+  gen_cmd->add_option("--seed", gen.seed, "Sampling seed");
+  gen_cmd->add_option("--device", gen.device, "auto | cpu | cuda");
+
+  BenchArgs bench;
+  auto* bench_cmd =
+      app.add_subcommand("bench", "Prefill and decode throughput (llama-bench style)");
+  bench_cmd->add_option("--model", bench.model,
+                        "GGUF path or dummy:<shape> (default: bundled SmolLM2)");
+  bench_cmd->add_option("--device", bench.device, "auto | cpu | cuda");
+  bench_cmd->add_option("-p,--prompt-tokens", bench.prompt_tokens, "Prompt lengths")
+      ->delimiter(',');
+  bench_cmd->add_option("-n,--gen-tokens", bench.gen_tokens, "Generation lengths")->delimiter(',');
+  bench_cmd->add_option("-b,--batch", bench.batch, "Concurrent sequences")->delimiter(',');
+  bench_cmd->add_option("-t,--threads", bench.threads, "CPU threads (0 = all cores)");
+  bench_cmd->add_option("--format", bench.format, "table | json")
+      ->check(CLI::IsMember({"table", "json"}));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  if (*run_cmd) return guarded([&] { return run_command(run); });
+  if (*expand_cmd) return guarded([&] { return expand_command(expand); });
+  if (*report_cmd) return guarded([&] { return report_command(rep); });
+  if (*info_cmd) return guarded([&] { return model_info_command(model_spec); });
+  if (*gen_cmd) return guarded([&] { return generate_command(gen); });
+  if (*bench_cmd) return guarded([&] { return bench_command(bench); });
+  return 2;
+}

@@ -16,7 +16,8 @@ namespace fs = std::filesystem;
 
 std::string read_file(const fs::path& path) {
   std::error_code ec;
-  if (fs::is_directory(path, ec)) throw InputError(path.string(), "is a directory, expected a file");
+  if (fs::is_directory(path, ec))
+    throw InputError(path.string(), "is a directory, expected a file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path.string(), std::string("cannot read: ") + std::strerror(errno));
   std::ostringstream buf;
@@ -29,9 +30,8 @@ namespace {
 
 fs::path temp_path_for(const fs::path& path) {
   std::random_device rd;
-  return path.parent_path() /
-         ("." + path.filename().string() + ".tmp." + std::to_string(::getpid()) + "." +
-          std::to_string(rd()));
+  return path.parent_path() / ("." + path.filename().string() + ".tmp." +
+                               std::to_string(::getpid()) + "." + std::to_string(rd()));
 }
 
 void fsync_path(const fs::path& p, int flags) {
@@ -46,7 +46,8 @@ void ensure_parent(const fs::path& path) {
   if (path.has_parent_path()) {
     std::error_code ec;
     fs::create_directories(path.parent_path(), ec);
-    if (ec) throw RunError(path.parent_path().string() + ": cannot create directory: " + ec.message());
+    if (ec)
+      throw RunError(path.parent_path().string() + ": cannot create directory: " + ec.message());
   }
 }
 
@@ -73,7 +74,8 @@ void write_file_atomic(const fs::path& path, std::string_view bytes) {
   });
 }
 
-void write_file_atomic_with(const fs::path& path, const std::function<void(const fs::path&)>& fill) {
+void write_file_atomic_with(const fs::path& path,
+                            const std::function<void(const fs::path&)>& fill) {
   ensure_parent(path);
   const fs::path tmp = temp_path_for(path);
   try {

@@ -49,7 +49,7 @@ std::size_t complete_utf8_prefix(std::string_view text) {
   std::size_t i = 0;
   while (i < text.size()) {
     int n = sequence_length(text, i);
-    if (n < 0) return i;           // cut short: hold back
+    if (n < 0) return i;                            // cut short: hold back
     i += n == 0 ? 1 : static_cast<std::size_t>(n);  // invalid bytes pass through as they are
   }
   return i;

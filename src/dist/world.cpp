@@ -20,7 +20,8 @@ std::optional<int32_t> read_int(const std::map<std::string, std::string>& env,
   const char* e = b + it->second.size();
   auto [p, ec] = std::from_chars(b, e, v);
   if (ec != std::errc() || p != e || v < 0)
-    throw InputError("environment " + name, "expected a non-negative integer, found '" + it->second + "'");
+    throw InputError("environment " + name,
+                     "expected a non-negative integer, found '" + it->second + "'");
   return v;
 }
 
@@ -47,11 +48,12 @@ World detect_world(const std::map<std::string, std::string>& env) {
     w.size = *size;
     w.rank = read_int(env, l.rank).value_or(0);
     w.local_rank = read_int(env, l.local_rank).value_or(0);
-    if (w.size < 1) throw InputError(std::string("environment ") + l.size, "world size must be >= 1");
+    if (w.size < 1)
+      throw InputError(std::string("environment ") + l.size, "world size must be >= 1");
     if (w.rank >= w.size)
-      throw InputError(std::string("environment ") + l.rank,
-                       "rank " + std::to_string(w.rank) + " is not below world size " +
-                           std::to_string(w.size));
+      throw InputError(
+          std::string("environment ") + l.rank,
+          "rank " + std::to_string(w.rank) + " is not below world size " + std::to_string(w.size));
     return w;
   }
   return World{};

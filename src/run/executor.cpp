@@ -11,14 +11,19 @@ namespace {
 
 const char* finish_name(engine::FinishReason r) {
   switch (r) {
-    case engine::FinishReason::kLength: return "length";
-    case engine::FinishReason::kStop: return "stop";
-    case engine::FinishReason::kEos: return "eos";
+    case engine::FinishReason::kLength:
+      return "length";
+    case engine::FinishReason::kStop:
+      return "stop";
+    case engine::FinishReason::kEos:
+      return "eos";
   }
   return "?";
 }
 
-double ms_between(Clock::time_point a, Clock::time_point b) { return seconds_between(a, b) * 1e3; }
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return seconds_between(a, b) * 1e3;
+}
 
 // Per-workflow progress: which steps finished, their outputs, and which were submitted.
 struct WorkflowState {
@@ -83,65 +88,70 @@ ExecutionResult execute(const flow::ExpandedJob& job, const std::vector<int32_t>
       }
     }
   };
-  for (std::size_t i = 0; i < states.size(); ++i) submit_ready(states[i], i);
-
   ProgressSnapshot progress;
   progress.steps_total = result.steps_total;
   const Clock::time_point run_start = Clock::now();
-  while (engine.has_work()) {
-    if (options.stop && options.stop->load()) {
-      result.interrupted = true;
-      break;
-    }
-    std::vector<engine::Completion> finished = engine.step();
-    for (engine::Completion& c : finished) {
-      const std::size_t state_index = c.id / kStepsPerWorkflow;
-      const std::size_t s = c.id % kStepsPerWorkflow;
-      WorkflowState& st = states.at(state_index);
-      const flow::StepSpec& spec = st.wf->steps.at(s);
+  try {
+    for (std::size_t i = 0; i < states.size(); ++i) submit_ready(states[i], i);
+    while (engine.has_work()) {
+      if (options.stop && options.stop->load()) {
+        result.interrupted = true;
+        break;
+      }
+      std::vector<engine::Completion> finished = engine.step();
+      for (engine::Completion& c : finished) {
+        const std::size_t state_index = c.id / kStepsPerWorkflow;
+        const std::size_t s = c.id % kStepsPerWorkflow;
+        WorkflowState& st = states.at(state_index);
+        const flow::StepSpec& spec = st.wf->steps.at(s);
 
-      report::StepRecord rec;
-      rec.rank = options.rank;
-      rec.workflow = st.wf->index;
-      rec.step = static_cast<int32_t>(s);
-      rec.name = spec.name;
-      rec.prompt_tokens = c.prompt_tokens;
-      rec.cached_tokens = c.cached_tokens;
-      rec.decode_tokens = c.decode_tokens;
-      rec.queued_ms = ms_between(c.timing.submitted, c.timing.first_scheduled);
-      rec.ttft_ms = ms_between(c.timing.submitted, c.timing.first_token);
-      rec.latency_ms = ms_between(c.timing.submitted, c.timing.finished);
-      rec.start_s = seconds_between(options.epoch, c.timing.submitted);
-      rec.end_s = seconds_between(options.epoch, c.timing.finished);
-      rec.finish = finish_name(c.finish);
-      rec.output_sha256_8 = sha256_hex(c.text).substr(0, 8);
-      result.steps.push_back(std::move(rec));
-      progress.decode_tokens += c.decode_tokens;
-      progress.prompt_tokens += c.prompt_tokens;
+        report::StepRecord rec;
+        rec.rank = options.rank;
+        rec.workflow = st.wf->index;
+        rec.step = static_cast<int32_t>(s);
+        rec.name = spec.name;
+        rec.prompt_tokens = c.prompt_tokens;
+        rec.cached_tokens = c.cached_tokens;
+        rec.decode_tokens = c.decode_tokens;
+        rec.queued_ms = ms_between(c.timing.submitted, c.timing.first_scheduled);
+        rec.ttft_ms = ms_between(c.timing.submitted, c.timing.first_token);
+        rec.latency_ms = ms_between(c.timing.submitted, c.timing.finished);
+        rec.start_s = seconds_between(options.epoch, c.timing.submitted);
+        rec.end_s = seconds_between(options.epoch, c.timing.finished);
+        rec.finish = finish_name(c.finish);
+        rec.output_sha256_8 = sha256_hex(c.text).substr(0, 8);
+        result.steps.push_back(std::move(rec));
+        progress.decode_tokens += c.decode_tokens;
+        progress.prompt_tokens += c.prompt_tokens;
 
-      if (options.keep_outputs) result.outputs[{st.wf->index, static_cast<int32_t>(s)}] = c.text;
-      st.outputs[s] = std::move(c.text);
-      if (++st.done == static_cast<int32_t>(st.wf->steps.size())) {
-        report::WorkflowRecord w;
-        w.rank = options.rank;
-        w.workflow = st.wf->index;
-        w.start_s = seconds_between(options.epoch, st.start);
-        w.end_s = seconds_between(options.epoch, Clock::now());
-        w.steps = st.done;
-        result.workflows.push_back(w);
-      } else {
-        submit_ready(st, state_index);
+        if (options.keep_outputs) result.outputs[{st.wf->index, static_cast<int32_t>(s)}] = c.text;
+        st.outputs[s] = std::move(c.text);
+        if (++st.done == static_cast<int32_t>(st.wf->steps.size())) {
+          report::WorkflowRecord w;
+          w.rank = options.rank;
+          w.workflow = st.wf->index;
+          w.start_s = seconds_between(options.epoch, st.start);
+          w.end_s = seconds_between(options.epoch, Clock::now());
+          w.steps = st.done;
+          result.workflows.push_back(w);
+        } else {
+          submit_ready(st, state_index);
+        }
+      }
+      if (!finished.empty() && options.on_progress) {
+        progress.steps_done = static_cast<int32_t>(result.steps.size());
+        progress.elapsed_s = seconds_between(run_start, Clock::now());
+        options.on_progress(progress);
       }
     }
-    if (!finished.empty() && options.on_progress) {
-      progress.steps_done = static_cast<int32_t>(result.steps.size());
-      progress.elapsed_s = seconds_between(run_start, Clock::now());
-      options.on_progress(progress);
-    }
+  } catch (...) {
+    result.error = std::current_exception();
+    return result;
   }
   if (!result.interrupted && static_cast<int32_t>(result.steps.size()) != result.steps_total)
-    throw RunError("engine went idle with " + std::to_string(result.steps_total - result.steps.size()) +
-                   " steps unfinished");
+    result.error = std::make_exception_ptr(
+        RunError("engine went idle with " +
+                 std::to_string(result.steps_total - result.steps.size()) + " steps unfinished"));
   return result;
 }
 

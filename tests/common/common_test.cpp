@@ -26,9 +26,9 @@ TEST(Hash, FieldsAreLengthPrefixed) {
 TEST(Utf8, FindsInvalidBytes) {
   EXPECT_FALSE(find_invalid_utf8("plain ascii, caf\xc3\xa9, \xf0\x9f\x98\x80").has_value());
   EXPECT_EQ(find_invalid_utf8("ab\xff"), 2u);
-  EXPECT_EQ(find_invalid_utf8("a\xc0\xaf"), 1u);          // overlong '/'
-  EXPECT_EQ(find_invalid_utf8("a\xed\xa0\x80"), 1u);      // surrogate
-  EXPECT_EQ(find_invalid_utf8("abc\xe2\x82"), 3u);        // truncated at the end
+  EXPECT_EQ(find_invalid_utf8("a\xc0\xaf"), 1u);      // overlong '/'
+  EXPECT_EQ(find_invalid_utf8("a\xed\xa0\x80"), 1u);  // surrogate
+  EXPECT_EQ(find_invalid_utf8("abc\xe2\x82"), 3u);    // truncated at the end
 }
 
 TEST(Utf8, CompletePrefixHoldsBackPartialSequence) {

@@ -123,18 +123,19 @@ TEST(Executor, ChainedStepsWaitForTheirInputsAndSeeTheirOutputs) {
   std::map<std::pair<uint64_t, uint64_t>, const engine::Request*> by_key;
   for (auto& r : eng.seen_requests) by_key[{r.stream.workflow, r.stream.step}] = &r;
   ASSERT_EQ(by_key.size(), 9u);
+  auto req = [&](uint64_t w, uint64_t s) { return by_key.at({w, s}); };
   for (uint64_t w = 0; w < 3; ++w) {
-    const std::string planner_out = ScriptedEngine::output_for(by_key[{w, 0}]->prompt);
-    const std::string exec_out = ScriptedEngine::output_for(by_key[{w, 1}]->prompt);
-    EXPECT_NE(by_key[{w, 1}]->prompt.find(planner_out), std::string::npos);
-    EXPECT_NE(by_key[{w, 2}]->prompt.find(planner_out), std::string::npos);
-    EXPECT_NE(by_key[{w, 2}]->prompt.find(exec_out), std::string::npos);
-    EXPECT_EQ(by_key[{w, 0}]->prompt.find("OUT["), std::string::npos);
+    const std::string planner_out = ScriptedEngine::output_for(req(w, 0)->prompt);
+    const std::string exec_out = ScriptedEngine::output_for(req(w, 1)->prompt);
+    EXPECT_NE(req(w, 1)->prompt.find(planner_out), std::string::npos);
+    EXPECT_NE(req(w, 2)->prompt.find(planner_out), std::string::npos);
+    EXPECT_NE(req(w, 2)->prompt.find(exec_out), std::string::npos);
+    EXPECT_EQ(req(w, 0)->prompt.find("OUT["), std::string::npos);
     // A step is submitted strictly after the iteration that finished its inputs.
-    EXPECT_GT(eng.submitted_at_iteration[by_key[{w, 1}]->id],
-              eng.submitted_at_iteration[by_key[{w, 0}]->id]);
-    EXPECT_GT(eng.submitted_at_iteration[by_key[{w, 2}]->id],
-              eng.submitted_at_iteration[by_key[{w, 1}]->id]);
+    EXPECT_GT(eng.submitted_at_iteration[req(w, 1)->id],
+              eng.submitted_at_iteration[req(w, 0)->id]);
+    EXPECT_GT(eng.submitted_at_iteration[req(w, 2)->id],
+              eng.submitted_at_iteration[req(w, 1)->id]);
   }
 }
 
@@ -192,6 +193,25 @@ TEST(Executor, UnknownWorkflowIsAnError) {
   auto job = make_job(false, 1);
   ScriptedEngine eng;
   EXPECT_THROW(run::execute(job, {1}, eng, {}), RunError);
+}
+
+// An engine that rejects the verifier's prompt: the finished planner/executor steps survive.
+class RejectingEngine : public ScriptedEngine {
+ public:
+  void submit(engine::Request r) override {
+    if (r.stream.step == 2) throw InputError("request", "prompt too long");
+    ScriptedEngine::submit(std::move(r));
+  }
+};
+
+TEST(Executor, FailureMidRunKeepsFinishedSteps) {
+  auto job = make_job(true, 2);
+  RejectingEngine eng;
+  auto res = run::execute(job, {0, 1}, eng, {});
+  ASSERT_TRUE(res.error);
+  EXPECT_THROW(std::rethrow_exception(res.error), InputError);
+  EXPECT_GE(res.steps.size(), 2u);
+  for (const auto& s : res.steps) EXPECT_LT(s.step, 2);
 }
 
 TEST(Progress, FormatsCountsRateAndEta) {

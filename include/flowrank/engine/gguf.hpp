@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,10 +23,12 @@ enum class GgufValueType : uint32_t {
 
 struct GgufArray {
   GgufValueType type = GgufValueType::kU8;
-  // Exactly one is filled, by element type: integers/bools widen to int64, floats to double.
+  // Exactly one is filled, by element type: integers/bools widen to int64 (u64 above INT64_MAX is
+  // rejected), floats to double; `arrays` holds an array of arrays (one level of nesting at most).
   std::vector<int64_t> ints;
   std::vector<double> floats;
   std::vector<std::string> strings;
+  std::vector<GgufArray> arrays;
   std::size_t size() const;
 };
 
@@ -50,6 +53,8 @@ class GgufFile {
 
   const std::filesystem::path& path() const { return path_; }
   uint32_t version() const { return version_; }
+  uint32_t alignment() const { return alignment_; }
+  uint64_t data_offset() const { return data_offset_; }  // start of the tensor data section
   const std::map<std::string, GgufValue>& metadata() const { return metadata_; }
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
   const GgufTensorInfo* find_tensor(std::string_view name) const;
@@ -70,11 +75,14 @@ class GgufFile {
   GgufFile() = default;
   std::filesystem::path path_;
   uint32_t version_ = 0;
+  uint32_t alignment_ = 32;
+  uint64_t data_offset_ = 0;
   void* map_ = nullptr;
   std::size_t map_size_ = 0;
   std::map<std::string, GgufValue> metadata_;
   std::vector<GgufTensorInfo> tensors_;
   friend struct GgufParser;
+  friend struct GgufFileFactory;
 };
 
 // Parses a GGUF image already in memory (for the fuzzer and tests); `name` is used in errors.

@@ -29,7 +29,7 @@ enum class RopeStyle {
 enum class RopeScaling { kNone, kLlama3, kYarn };
 
 struct ModelConfig {
-  std::string arch;           // "llama" | "olmo2"
+  std::string arch;           // "llama" | "olmo2" | "qwen2"
   std::string name;           // general.name
   int32_t n_layer = 0;
   int32_t n_embd = 0;
@@ -51,7 +51,14 @@ struct ModelConfig {
   float llama3_high_freq_factor = 4.0f;
   float yarn_beta_fast = 32.0f;
   float yarn_beta_slow = 1.0f;
-  float yarn_attn_factor = 1.0f;  // multiplies the mscale (see model docs)
+  // ggml semantics: YaRN layers scale cos/sin by yarn_attn_factor * (1 + 0.1 * ln(rope_factor)).
+  // GGUF's rope.scaling.yarn_attn_factor (HF attention_factor) is the total, so it is stored
+  // divided by (1 + 0.1 ln factor); OLMo-3's 1.2079 becomes 1.0.
+  float yarn_attn_factor = 1.0f;
+  // Per rotated pair i (size rope_dim / 2): theta_i = pos * base^(-2i/rope_dim) / factor[i].
+  // Filled for llama3 scaling (GGUF tensor rope_freqs.weight, or computed for dummy shapes);
+  // empty means all ones.
+  std::vector<float> rope_freq_factors;
   // Architecture switches
   bool qkv_bias = false;        // Qwen2
   bool qk_norm = false;         // olmo2: RMSNorm over the whole q / k projection
@@ -93,6 +100,12 @@ struct ModelWeights {
 // present, right type, right shape. Throws InputError naming file, tensor, expected vs found.
 // A dummy model takes the shape's numbers, seeded random weights (F16) and keeps its own vocab size.
 ModelWeights load_model(const std::string& spec, uint64_t dummy_seed = 0);
+// Same checks over an already opened file (tests, fuzzer, `model info`).
+ModelWeights load_model(std::shared_ptr<const GgufFile> file);
+// The architecture numbers of a dummy shape, without generating weights; InputError listing the
+// known shapes when `shape` is unknown.
+ModelConfig dummy_model_config(const std::string& shape);
+std::vector<std::string> dummy_model_shapes();
 
 // Dequantizes `n` elements starting at element 0 of a tensor of type `t` into `out`.
 // n must be a multiple of the type's block size.

@@ -23,16 +23,16 @@ struct StepSampling {
 };
 
 struct StepSpec {
-  std::string name;          // "planner"
+  std::string name;  // "planner"
   std::string instruction;
-  std::vector<int32_t> uses; // indices of earlier steps whose outputs enter this prompt
+  std::vector<int32_t> uses;  // indices of earlier steps whose outputs enter this prompt
   StepSampling sampling;
 };
 
 struct Workflow {
-  int32_t index = 0;      // 0-based workflow number within the job
-  std::string task_id;    // from the suite
-  std::string task;       // the suite's prompt for this workflow
+  int32_t index = 0;    // 0-based workflow number within the job
+  std::string task_id;  // from the suite
+  std::string task;     // the suite's prompt for this workflow
   std::vector<StepSpec> steps;
 };
 
@@ -42,9 +42,9 @@ struct ExpandedJob {
   std::string job_name;
   PromptLayout layout = PromptLayout::kSeed;
   bool chat = false;
-  std::string input;          // the template's `input`
-  std::string fixture_text;   // assembled fixture tree (paths sorted)
-  uint64_t fixture_bytes = 0; // sum of fixture file sizes
+  std::string input;           // the template's `input`
+  std::string fixture_text;    // assembled fixture tree (paths sorted)
+  uint64_t fixture_bytes = 0;  // sum of fixture file sizes
   uint32_t fixture_files = 0;
   std::vector<Workflow> workflows;
 };

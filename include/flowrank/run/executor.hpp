@@ -3,7 +3,9 @@
 // whose `uses` are done is submitted at once, across all workflows, so the engine can batch them.
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -29,7 +31,8 @@ struct ExecutorOptions {
   // Checked between engine iterations; when it becomes true the executor stops and returns what
   // has finished (SIGTERM from Slurm, Ctrl-C).
   const std::atomic<bool>* stop = nullptr;
-  std::function<void(const ProgressSnapshot&)> on_progress;  // after each iteration that finished steps
+  std::function<void(const ProgressSnapshot&)>
+      on_progress;  // after each iteration that finished steps
 };
 
 struct ExecutionResult {
@@ -37,12 +40,15 @@ struct ExecutionResult {
   std::vector<report::WorkflowRecord> workflows;  // only workflows whose every step finished
   std::map<std::pair<int32_t, int32_t>, std::string> outputs;  // filled when keep_outputs
   int32_t steps_total = 0;
-  bool interrupted = false;
+  bool interrupted = false;  // stopped by options.stop
+  std::exception_ptr error;  // the engine or a prompt failed; what finished before is kept
 };
 
 engine::SamplingParams to_sampling_params(const flow::StepSampling& s);
 
 // Runs the workflows of `job` whose indices are in `workflows` (this rank's shard) to completion.
+// Never throws for a failure mid-run: it returns the finished steps with `error` set, so the caller
+// can flush a partial report before reporting the error.
 ExecutionResult execute(const flow::ExpandedJob& job, const std::vector<int32_t>& workflows,
                         engine::Engine& engine, const ExecutorOptions& options);
 

@@ -1,0 +1,98 @@
+#pragma once
+// The reference CPU backend: f32 compute over weights dequantized at preload, OpenBLAS sgemm for
+// every projection, a paged f32 KV pool. Exact and batch invariant: a sequence's logits are
+// bitwise the same whatever else shares its batch, however its prompt was chunked, and whether a
+// prefix came from the cache (see gemm_tile_rows).
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "flowrank/engine/model.hpp"
+#include "flowrank/engine/model_runner.hpp"
+
+namespace flowrank::engine {
+
+struct CpuRunnerOptions {
+  int32_t threads = 0;  // OpenBLAS and OpenMP threads; 0 = all cores
+  // Every projection calls sgemm with M a multiple of this many token rows (the last partial tile
+  // zero-padded). OpenBLAS then never takes its M=1 (gemv-like) or small-matrix paths and every
+  // row goes through the same full-width micro-kernel with the same K blocking, so a row's
+  // reduction order does not depend on how many rows share the batch (tests/engine/cpu checks
+  // this bitwise). 16 = the sgemm kernels' M unroll on AVX2/AVX-512 x86.
+  // 0 = one sgemm over exactly the batch's rows (naive: faster for batch 1, not invariant).
+  int32_t gemm_tile_rows = 16;
+  // Bytes of memory this backend may use for f32 weights + KV pool; 0 = MemAvailable.
+  std::size_t memory_limit_bytes = 0;
+};
+
+// y[m][n] = sum_k x[m][k] * w[n][k] (row-major, w as GGUF stores a weight: n rows of k).
+// With tile_rows > 0 sgemm only sees M that are multiples of tile_rows; `scratch` holds the padded
+// last tile.
+void cpu_matmul(const float* x, int64_t m, const float* w, int64_t n, int64_t k, float* y,
+                int32_t tile_rows, std::vector<float>& scratch);
+
+// Bytes the OS says are available (/proc/meminfo MemAvailable); 0 if unreadable.
+std::size_t cpu_available_memory();
+
+class CpuModelRunner final : public ModelRunner {
+ public:
+  explicit CpuModelRunner(ModelWeights weights, CpuRunnerOptions options = {});
+  ~CpuModelRunner() override;
+  CpuModelRunner(const CpuModelRunner&) = delete;
+  CpuModelRunner& operator=(const CpuModelRunner&) = delete;
+
+  const ModelConfig& config() const override { return weights_.config; }
+  // Throws RunError("out of memory: model needs N GiB as f32, M GiB available") when the
+  // dequantized weights (or weights + pool) do not fit.
+  void preload(int32_t num_blocks, int32_t block_size) override;
+  // (memory limit or MemAvailable) / 2 minus the f32 weights, in blocks; capped at 16 full
+  // contexts. The pool is allocated lazily (pages are touched only when KV is written).
+  int32_t max_kv_blocks(int32_t block_size) const override;
+  // Throws RunError for an item whose block table does not cover its tokens, a block or token id
+  // out of range, or a call before preload.
+  void forward(const ForwardBatch& batch, std::vector<float>& logits) override;
+  void copy_block(int32_t src, int32_t dst) override;
+  std::string device_name() const override;
+
+  int32_t threads() const { return threads_; }
+  // Bytes the weights take once dequantized to f32.
+  std::size_t f32_weight_bytes() const;
+
+ private:
+  struct Layer {
+    std::vector<float> wqkv;  // [n_q + 2 n_kv][n_embd]: q, k, v projections stacked
+    std::vector<float> bqkv;  // empty unless qkv_bias
+    std::vector<float> wo, w_gate_up, w_down;  // w_gate_up: [2 n_ff][n_embd], gate rows first
+    std::vector<float> attn_norm, ffn_norm, q_norm, k_norm, post_attn_norm, post_ffn_norm;
+  };
+  struct RopeTable {       // per rotated pair i: inverse frequency and the cos/sin scale
+    std::vector<double> inv_freq;
+    float mscale = 1.0f;
+  };
+
+  void matmul(const float* x, int64_t m, const std::vector<float>& w, int64_t n, float* y);
+  void fill_rope(const RopeTable& table, const std::vector<int32_t>& positions,
+                 std::vector<float>& cos_sin) const;
+  void apply_rope(float* v, int n_heads, const float* cos_sin) const;
+
+  ModelWeights weights_;
+  CpuRunnerOptions options_;
+  int32_t threads_ = 1;
+  std::size_t memory_budget_ = 0;  // bytes, fixed at construction (before our own allocations)
+
+  bool preloaded_ = false;
+  std::vector<float> tok_embd_, output_norm_, output_;  // output_ empty when tied
+  std::vector<Layer> layers_;
+  RopeTable rope_main_, rope_plain_;  // plain: sliding-window layers of a YaRN model
+
+  int32_t num_blocks_ = 0;
+  int32_t block_size_ = 0;
+  std::size_t block_floats_ = 0;  // floats of K (or V) per block, all layers
+  std::unique_ptr<float[]> k_pool_, v_pool_;  // [block][layer][slot][kv_head][head_dim]
+
+  std::vector<float> gemm_scratch_;
+};
+
+}  // namespace flowrank::engine

@@ -1,0 +1,93 @@
+#pragma once
+// Statistics over a run's records, and the text forms `flowrank report` / `flowrank run` print.
+//
+// Definitions:
+// - Percentiles use the nearest-rank method: for n sorted values v[0..n-1], the p-th percentile is
+//   v[ceil(p/100 * n) - 1] (index clamped to 0); it is always one of the observed values. With no
+//   values every statistic is 0.
+// - Run wall time = latest end (start_s + duration_s) minus earliest start of the `run` phase over
+//   all ranks, i.e. the span during which any rank was generating. 0 if there is no `run` phase.
+// - Decode tokens/s = decode tokens / run wall time (0 when the wall time is 0). For one step name
+//   it is that step's decode tokens over the same run wall time, i.e. its share of the run's
+//   throughput: the per-step figures add up to the overall one.
+// - Per phase: total_s sums the durations of every record of that phase over all ranks;
+//   max_rank_s sums the durations per rank and takes the largest (the rank that held the run up).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "flowrank/report/records.hpp"
+
+namespace flowrank::report {
+
+struct DistributionStats {
+  double mean = 0;
+  double p50 = 0;
+  double p99 = 0;
+};
+
+struct StepSummary {
+  std::string name;  // step name, or "all" for the overall row
+  int64_t count = 0;
+  DistributionStats latency_ms;
+  DistributionStats ttft_ms;
+  double mean_queued_ms = 0;
+  int64_t prompt_tokens = 0;
+  int64_t cached_tokens = 0;
+  int64_t decode_tokens = 0;
+  double decode_tokens_per_s = 0;
+};
+
+struct PhaseSummary {
+  std::string phase;
+  int32_t ranks = 0;      // ranks that recorded this phase
+  double total_s = 0;     // sum over all records
+  double max_rank_s = 0;  // largest per-rank sum
+};
+
+struct Summary {
+  // Step names ordered by their smallest step index (planner, executor, verifier), then by name.
+  std::vector<StepSummary> steps;
+  StepSummary overall;  // name "all"
+  // Known phases in pipeline order (world_init ... report_write), then others by first appearance.
+  std::vector<PhaseSummary> phases;
+  double run_wall_s = 0;
+  int64_t workflows = 0;  // number of WorkflowRecords
+};
+
+// Nearest-rank percentile of `values` (need not be sorted); 0 for an empty vector.
+double nearest_rank_percentile(std::vector<double> values, double p);
+
+Summary summarize(const RunReport& report);
+
+// Aligned markdown tables (like llama-bench): one header line with the run's attributes, a table of
+// steps (one row per step name plus "all") and a table of phases. Ends with a newline.
+std::string format_summary_table(const Summary& summary, const RunAttributes& attrs);
+
+// The same figures for `--format json`: {"run": {attributes, extra}, "steps": [...], "overall":
+// {...}, "phases": [...], "run_wall_s": x, "workflows": n}.
+nlohmann::json summary_json(const Summary& summary, const RunAttributes& attrs);
+// Indented by 2, no trailing newline; bytes that are not UTF-8 print as U+FFFD.
+std::string format_summary_json(const Summary& summary, const RunAttributes& attrs);
+
+// The seed harness's log lines (WORKLOAD.md "What it printed"), so runs can be compared with it:
+//   [INPUT] fixture_bytes=B fixture_files=F        (when extra has fixture_bytes/fixture_files)
+//   [TIMING] flow_expansion_ms=X (cached|generated) (phase flow_expand; suffix from
+//                                                    extra["flow_cache"]: hit -> cached,
+//                                                    miss|off -> generated, else no suffix)
+//   [TIMING] engine_init_ms=X                       (phase engine_preload, slowest rank)
+//   then per workflow, in index order:
+//     [TARGET] flow=W step=NAME latency_ms=X prompt_tokens=P decode_tokens=D prefill_tokens=P-C
+//              reused_tokens=C local_out_hash=H      (one line per step, in step order)
+//     [TIMING] workflow_W_ms=X                        (from its WorkflowRecord, if any)
+//   [TIMING] benchmark_total_ms=X                   (run wall time; without a run phase, the
+//                                                    span of the workflow records)
+//   [TIMING] avg_workflow_ms=X                      (mean workflow duration)
+// flow=W and workflow_W are the 0-based workflow index, the same number as the /steps `workflow`
+// column. Milliseconds print with two decimals. A line whose source record is absent is omitted
+// rather than printed as a made-up 0.
+std::string format_seed_log(const RunReport& report);
+
+}  // namespace flowrank::report

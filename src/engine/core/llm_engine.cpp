@@ -1,0 +1,188 @@
+#include "flowrank/engine/llm_engine.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "flowrank/common/error.hpp"
+
+namespace flowrank::engine {
+namespace {
+
+void check_option(bool ok, const std::string& what) {
+  if (!ok) throw InputError("engine options", what);
+}
+
+}  // namespace
+
+LlmEngine::LlmEngine(std::unique_ptr<ModelRunner> runner,
+                     std::shared_ptr<const Tokenizer> tokenizer, EngineOptions options,
+                     EngineInfo info)
+    : runner_(std::move(runner)),
+      tokenizer_(std::move(tokenizer)),
+      options_(std::move(options)),
+      info_(std::move(info)) {
+  if (!runner_ || !tokenizer_)
+    throw std::invalid_argument("LlmEngine: runner and tokenizer needed");
+  check_option(options_.block_size >= 1,
+               "block_size must be >= 1, found " + std::to_string(options_.block_size));
+  check_option(options_.kv_blocks >= 0,
+               "kv_blocks must be >= 0, found " + std::to_string(options_.kv_blocks));
+  check_option(options_.max_batch_tokens >= 1,
+               "max_batch_tokens must be >= 1, found " + std::to_string(options_.max_batch_tokens));
+  check_option(options_.max_seqs >= 1,
+               "max_seqs must be >= 1, found " + std::to_string(options_.max_seqs));
+  context_length_ = runner_->config().context_length;
+  if (context_length_ <= 0) throw std::invalid_argument("LlmEngine: model has no context length");
+  info_.context_length = context_length_;
+  info_.block_size = options_.block_size;
+  if (info_.device.empty()) info_.device = runner_->device_name();
+}
+
+LlmEngine::~LlmEngine() = default;
+
+void LlmEngine::preload() {
+  if (preloaded_) return;
+  const int32_t bs = options_.block_size;
+  int64_t blocks = options_.kv_blocks;
+  if (blocks == 0) {
+    // Enough for max_seqs full contexts, but no more than the backend's memory allows.
+    const int64_t per_seq = (static_cast<int64_t>(context_length_) + bs - 1) / bs;
+    blocks = std::min<int64_t>(runner_->max_kv_blocks(bs), per_seq * options_.max_seqs);
+    if (blocks < 1) throw RunError("engine: no memory left for a single KV block");
+  }
+  blocks = std::min<int64_t>(blocks, INT32_MAX / 2);
+  const auto num_blocks = static_cast<int32_t>(blocks);
+  runner_->preload(num_blocks, bs);
+  pool_ = std::make_unique<BlockPool>(num_blocks, bs);
+  cache_ = std::make_unique<PrefixCache>(*pool_, options_.prefix_cache);
+  scheduler_ = std::make_unique<Scheduler>(
+      SchedulerConfig{options_.max_batch_tokens, options_.max_seqs}, *cache_);
+  batch_.items.reserve(static_cast<std::size_t>(options_.max_seqs));
+  finished_.reserve(static_cast<std::size_t>(options_.max_seqs));
+  info_.kv_blocks = num_blocks;
+  preloaded_ = true;
+}
+
+std::vector<int32_t> LlmEngine::tokenize(std::string_view text) const {
+  return tokenizer_->encode(text, false, false);
+}
+
+std::vector<int32_t> LlmEngine::encode_prompt(const Request& request) const {
+  if (!request.chat) return tokenizer_->encode(request.prompt, true, false);
+  std::vector<int32_t> tokens =
+      tokenizer_->encode(tokenizer_->apply_chat_template(request.prompt), true, true);
+  // A template that writes its own BOS (Llama 3) plus the model's add-BOS rule gives two.
+  const int32_t bos = tokenizer_->bos();
+  if (bos >= 0 && tokens.size() >= 2 && tokens[0] == bos && tokens[1] == bos)
+    tokens.erase(tokens.begin());
+  return tokens;
+}
+
+void LlmEngine::submit(Request request) {
+  preload();
+  const std::string where = "request " + std::to_string(request.id);
+  if (sequences_.contains(request.id)) throw InputError(where, "id already in flight");
+  const SamplingParams& sp = request.sampling;
+  if (sp.max_tokens < 1)
+    throw InputError(where, "max_tokens must be >= 1, found " + std::to_string(sp.max_tokens));
+  if (!(sp.temperature >= 0.0f) || !std::isfinite(sp.temperature))
+    throw InputError(where, "temperature must be a finite value >= 0");
+  if (!(sp.top_p > 0.0f && sp.top_p <= 1.0f)) throw InputError(where, "top_p must be in (0, 1]");
+  if (sp.top_k < 0) throw InputError(where, "top_k must be >= 0");
+
+  std::vector<int32_t> tokens = encode_prompt(request);
+  const auto n = static_cast<int32_t>(tokens.size());
+  if (n == 0) throw InputError(where, "prompt has no tokens");
+  if (n > context_length_)
+    throw InputError(where, "prompt of " + std::to_string(n) +
+                                " tokens exceeds the model context of " +
+                                std::to_string(context_length_));
+  const int32_t need = pool_->blocks_for(n);
+  if (need > pool_->num_blocks())
+    throw InputError(where, "prompt of " + std::to_string(n) + " tokens needs " +
+                                std::to_string(need) + " KV blocks, the pool has " +
+                                std::to_string(pool_->num_blocks()));
+
+  auto seq = std::make_unique<Sequence>(request.id, std::move(tokens), std::move(request.sampling),
+                                        request.stream, *tokenizer_, Clock::now());
+  scheduler_->add(*seq);
+  sequences_.emplace(request.id, std::move(seq));
+}
+
+bool LlmEngine::has_work() const {
+  return scheduler_ && scheduler_->has_work();
+}
+
+std::vector<Completion> LlmEngine::step() {
+  std::vector<Completion> done;
+  if (!has_work()) return done;
+  const Clock::time_point start = Clock::now();
+  const SchedulerOutput& plan = scheduler_->schedule();
+  if (plan.chunks.empty() && plan.finished.empty())
+    throw RunError("engine: the scheduler made no progress with work queued");
+
+  for (const BlockCopy& c : plan.copies) runner_->copy_block(c.src, c.dst);
+
+  batch_.items.clear();
+  int32_t batch_tokens = 0;
+  for (const ScheduledChunk& ch : plan.chunks) {
+    Sequence& seq = *ch.seq;
+    ForwardItem item;
+    item.tokens = std::span<const int32_t>(seq.tokens)
+                      .subspan(static_cast<std::size_t>(seq.num_computed),
+                               static_cast<std::size_t>(ch.count));
+    item.start_pos = seq.num_computed;
+    item.block_table = std::span<const int32_t>(seq.block_table);
+    item.want_logits = seq.num_computed + ch.count == seq.num_tokens();
+    batch_.items.push_back(item);
+    batch_tokens += ch.count;
+    if (seq.timing.first_scheduled == Clock::time_point{}) seq.timing.first_scheduled = start;
+  }
+  if (!batch_.items.empty()) runner_->forward(batch_, logits_);
+  const Clock::time_point now = Clock::now();
+
+  const auto vocab = static_cast<std::size_t>(runner_->config().n_vocab);
+  std::size_t row = 0;
+  finished_.clear();
+  for (std::size_t i = 0; i < plan.chunks.size(); ++i) {
+    Sequence& seq = *plan.chunks[i].seq;
+    scheduler_->computed(seq, plan.chunks[i].count);
+    if (!batch_.items[i].want_logits) continue;
+    if (logits_.size() < (row + 1) * vocab)
+      throw RunError("engine: the backend returned fewer logits than requested");
+    const std::span<const float> logits(logits_.data() + row * vocab, vocab);
+    ++row;
+    const SampleKey key{seq.sampling.seed, seq.stream.workflow, seq.stream.step,
+                        static_cast<uint64_t>(seq.num_generated())};
+    const int32_t token = sampler_.sample(logits, seq.sampling, key);
+    if (seq.num_generated() == 0) seq.timing.first_token = now;
+    if (seq.append_token(token, context_length_)) finished_.push_back(&seq);
+  }
+  finished_.insert(finished_.end(), plan.finished.begin(), plan.finished.end());
+
+  ++stats_.steps;
+  stats_.computed_tokens += batch_tokens;
+  stats_.max_batch_tokens_seen = std::max(stats_.max_batch_tokens_seen, batch_tokens);
+  done.reserve(finished_.size());
+  for (Sequence* seq : finished_) {
+    seq->timing.finished = now;
+    if (seq->timing.first_token == Clock::time_point{}) seq->timing.first_token = now;
+    scheduler_->finish(*seq);
+    stats_.cached_tokens += seq->num_cached;
+    done.push_back(seq->completion());
+    sequences_.erase(seq->id);  // destroys seq
+  }
+  return done;
+}
+
+EngineStats LlmEngine::stats() const {
+  EngineStats s = stats_;
+  if (scheduler_) s.preemptions = scheduler_->preemptions();
+  if (cache_) s.evictions = cache_->evictions();
+  return s;
+}
+
+}  // namespace flowrank::engine

@@ -1,0 +1,223 @@
+#include "flowrank/flow/expand.hpp"
+
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "flowrank/common/clock.hpp"
+#include "flowrank/common/error.hpp"
+#include "flowrank/common/files.hpp"
+#include "flowrank/common/hash.hpp"
+#include "flowrank/flow/fixtures.hpp"
+#include "flowrank/flow/flow_template.hpp"
+#include "flowrank/flow/suite.hpp"
+#include "sampling_rules.hpp"
+
+namespace flowrank::flow {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct ManifestRecord {
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  std::string sha256;
+};
+
+// A missing or unreadable manifest is only a lost shortcut: every file gets read and hashed.
+std::map<std::string, ManifestRecord> read_manifest(const fs::path& path) {
+  std::map<std::string, ManifestRecord> out;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return out;
+  try {
+    const json j = json::parse(read_file(path));
+    for (const json& f : j.at("files")) {
+      ManifestRecord rec{f.at("size").get<uint64_t>(), f.at("mtime_ns").get<int64_t>(),
+                         f.at("sha256").get<std::string>()};
+      if (rec.sha256.size() != 64) return {};
+      out[f.at("path").get<std::string>()] = std::move(rec);
+    }
+  } catch (const std::exception&) {
+    return {};
+  }
+  return out;
+}
+
+// A file modified within the file system's timestamp tick after we hashed it would keep its
+// mtime (the "racy git" problem), so only files older than this window are vouched for.
+constexpr int64_t kRacyWindowNs = 2'000'000'000LL;
+
+void write_manifest(const fs::path& path, const FixtureTree& tree,
+                    const std::vector<std::optional<std::string>>& hashes, int64_t listed_at_ns) {
+  json files = json::array();
+  for (std::size_t i = 0; i < tree.files.size(); ++i)
+    if (tree.files[i].mtime_ns < listed_at_ns - kRacyWindowNs)
+      files.push_back({{"path", tree.files[i].path},
+                       {"size", tree.files[i].size},
+                       {"mtime_ns", tree.files[i].mtime_ns},
+                       {"sha256", *hashes[i]}});
+  std::error_code ec;
+  const json j{{"root", fs::absolute(tree.root, ec).lexically_normal().string()},
+               {"include", tree.include},
+               {"files", files}};
+  write_file_atomic(path, j.dump(1));
+}
+
+std::string cache_key(const FlowTemplate& tmpl, const FixtureTree& tree,
+                      const std::vector<std::optional<std::string>>& hashes, const TaskSuite& suite,
+                      const JobSpec& spec, const std::vector<StepSpec>& steps) {
+  Sha256 h;
+  h.update_field(kExpanderVersion);
+  h.update_field(tmpl.canonical);
+  h.update_field(std::to_string(tree.files.size()));
+  for (std::size_t i = 0; i < tree.files.size(); ++i) {
+    h.update_field(tree.files[i].path);
+    h.update_field(*hashes[i]);
+  }
+  h.update_field(suite.canonical);
+  h.update_field(layout_name(spec.layout));
+  h.update_field(spec.chat ? "chat" : "raw");
+  h.update_field(std::to_string(spec.workflows));
+  for (const StepSpec& s : steps) {
+    h.update_field(s.name);
+    h.update_field(detail::sampling_canonical(s.sampling));
+  }
+  return h.finish_hex();
+}
+
+void add_warning(std::optional<std::string>& warning, const std::string& text) {
+  warning = detail::one_line(warning ? *warning + "; " + text : text);
+}
+
+}  // namespace
+
+ExpansionResult expand_job(const JobSpec& spec, FlowCache* cache) {
+  const auto t0 = Clock::now();
+  ExpansionResult result;
+  const std::string job_file = spec.path.string();
+
+  const FlowTemplate tmpl = load_flow_template(spec.flow);
+  const TaskSuite suite = load_task_suite(spec.suite);
+  if (static_cast<std::size_t>(spec.workflows) > suite.tasks.size())
+    throw InputError(spec.workflows_from_command_line ? "--workflows" : job_file,
+                     "workflows: " + std::to_string(spec.workflows) + " is more than the " +
+                         std::to_string(suite.tasks.size()) + " tasks of suite " +
+                         suite.path.string());
+  for (const auto& [name, layer] : spec.steps) {
+    bool known = false;
+    for (const TemplateStep& s : tmpl.steps) known = known || s.name == name;
+    if (!known)
+      throw InputError(job_file, "steps." + name + ": flow " + tmpl.path.string() +
+                                     " has no step named '" + name + "'");
+  }
+
+  // Effective sampling, lowest precedence first: defaults, template step, [sampling], [steps.x].
+  std::vector<StepSpec> steps;
+  for (const TemplateStep& ts : tmpl.steps) {
+    StepSpec s{ts.name, ts.instruction, ts.uses, StepSampling{}};
+    apply_sampling(ts.sampling, s.sampling);
+    apply_sampling(spec.sampling, s.sampling);
+    if (auto it = spec.steps.find(ts.name); it != spec.steps.end())
+      apply_sampling(it->second, s.sampling);
+    steps.push_back(std::move(s));
+  }
+
+  const int64_t listed_at_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count();
+  const FixtureTree tree = list_fixture_tree(spec.fixtures, spec.fixture_include);
+  const std::size_t n = tree.files.size();
+  std::vector<std::optional<std::string>> hashes(n), contents(n);
+  fs::path manifest_path;
+  bool manifest_complete = false;
+  if (cache) {
+    manifest_path = cache->manifest_path(spec.fixtures, spec.fixture_include);
+    const auto manifest = read_manifest(manifest_path);
+    manifest_complete = true;
+    for (std::size_t i = 0; i < n; ++i) {
+      auto it = manifest.find(tree.files[i].path);
+      if (it != manifest.end() && it->second.size == tree.files[i].size &&
+          it->second.mtime_ns == tree.files[i].mtime_ns)
+        hashes[i] = it->second.sha256;
+      else
+        manifest_complete = false;
+    }
+  }
+  auto read = [&](std::size_t i) {
+    contents[i] = read_fixture_file(tree, tree.files[i]);
+    hashes[i] = sha256_hex(*contents[i]);
+    ++result.fixture_files_read;
+  };
+  // Only files the manifest cannot vouch for are read before the lookup.
+  for (std::size_t i = 0; i < n; ++i)
+    if (!hashes[i]) read(i);
+  result.key = cache_key(tmpl, tree, hashes, suite, spec, steps);
+
+  auto save_manifest = [&] {
+    if (!cache || manifest_complete) return;
+    try {
+      write_manifest(manifest_path, tree, hashes, listed_at_ns);
+    } catch (const std::exception& e) {
+      add_warning(result.warning, std::string("cannot write fixture manifest: ") + e.what());
+    }
+  };
+
+  if (cache) {
+    FlowCache::Lookup lookup = cache->load(result.key);
+    if (lookup.warning) add_warning(result.warning, *lookup.warning);
+    if (lookup.job) {
+      result.job = std::move(*lookup.job);
+      result.job.job_name = spec.name;  // the name does not shape prompts, so it is not keyed
+      result.hit = true;
+      save_manifest();
+      result.seconds = seconds_between(t0, Clock::now());
+      return result;
+    }
+  }
+
+  // Miss: the prompt text needs every file. Re-read files the manifest vouched for; should one
+  // differ after all (edited with its mtime restored), the key follows the real bytes.
+  bool rehashed = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (contents[i]) continue;
+    const std::string recorded = *hashes[i];
+    read(i);
+    if (*hashes[i] != recorded) rehashed = true;
+  }
+  if (rehashed) {
+    result.key = cache_key(tmpl, tree, hashes, suite, spec, steps);
+    manifest_complete = false;
+  }
+
+  ExpandedJob& job = result.job;
+  job.job_name = spec.name;
+  job.layout = spec.layout;
+  job.chat = spec.chat;
+  job.input = tmpl.input;
+  std::vector<std::string> texts;
+  texts.reserve(n);
+  for (auto& c : contents) {
+    job.fixture_bytes += c->size();
+    texts.push_back(std::move(*c));
+  }
+  job.fixture_files = static_cast<uint32_t>(n);
+  job.fixture_text = fixture_text(tree, texts);
+  for (int32_t w = 0; w < spec.workflows; ++w) {
+    const Task& task = suite.tasks[static_cast<std::size_t>(w)];
+    job.workflows.push_back(Workflow{w, task.id, task.prompt, steps});
+  }
+
+  if (cache) {
+    try {
+      cache->store(result.key, job);
+    } catch (const std::exception& e) {
+      add_warning(result.warning, std::string("cannot write cache entry: ") + e.what());
+    }
+    save_manifest();
+  }
+  result.seconds = seconds_between(t0, Clock::now());
+  return result;
+}
+
+}  // namespace flowrank::flow

@@ -1,0 +1,322 @@
+#include "flowrank/report/summary.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <string_view>
+
+namespace flowrank::report {
+
+namespace {
+
+constexpr std::array<std::string_view, 9> kPhaseOrder = {
+    "world_init",        "flow_expand", "flow_broadcast", "engine_preload", "nccl_init",
+    "weights_broadcast", "run",         "gather",         "report_write"};
+
+DistributionStats distribution(const std::vector<double>& values) {
+  DistributionStats s;
+  if (values.empty()) return s;
+  double sum = 0;
+  for (double v : values) sum += v;
+  s.mean = sum / static_cast<double>(values.size());
+  s.p50 = nearest_rank_percentile(values, 50);
+  s.p99 = nearest_rank_percentile(values, 99);
+  return s;
+}
+
+StepSummary summarize_steps(const std::string& name, const std::vector<const StepRecord*>& steps,
+                            double run_wall_s) {
+  StepSummary s;
+  s.name = name;
+  s.count = static_cast<int64_t>(steps.size());
+  std::vector<double> latency, ttft;
+  double queued = 0;
+  for (const StepRecord* r : steps) {
+    latency.push_back(r->latency_ms);
+    ttft.push_back(r->ttft_ms);
+    queued += r->queued_ms;
+    s.prompt_tokens += r->prompt_tokens;
+    s.cached_tokens += r->cached_tokens;
+    s.decode_tokens += r->decode_tokens;
+  }
+  s.latency_ms = distribution(latency);
+  s.ttft_ms = distribution(ttft);
+  s.mean_queued_ms = steps.empty() ? 0 : queued / static_cast<double>(steps.size());
+  s.decode_tokens_per_s = run_wall_s > 0 ? static_cast<double>(s.decode_tokens) / run_wall_s : 0;
+  return s;
+}
+
+std::string fixed(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+// A markdown table with columns padded to their widest cell; `right` marks numeric columns.
+std::string markdown_table(const std::vector<std::string>& header, const std::vector<bool>& right,
+                           const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width(header.size(), 3);
+  for (size_t c = 0; c < header.size(); ++c) width[c] = std::max(width[c], header[c].size());
+  for (const auto& row : rows)
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  auto cell = [&](const std::string& text, size_t c) {
+    const std::string pad(width[c] - std::min(width[c], text.size()), ' ');
+    return right[c] ? pad + text : text + pad;
+  };
+  std::string out = "|";
+  for (size_t c = 0; c < header.size(); ++c) out += " " + cell(header[c], c) + " |";
+  out += "\n|";
+  for (size_t c = 0; c < header.size(); ++c)
+    out +=
+        " " + (right[c] ? std::string(width[c] - 1, '-') + ":" : std::string(width[c], '-')) + " |";
+  out += "\n";
+  for (const auto& row : rows) {
+    out += "|";
+    for (size_t c = 0; c < row.size(); ++c) out += " " + cell(row[c], c) + " |";
+    out += "\n";
+  }
+  return out;
+}
+
+std::vector<std::string> step_row(const StepSummary& s) {
+  return {s.name,
+          std::to_string(s.count),
+          fixed(s.latency_ms.mean, 2),
+          fixed(s.latency_ms.p50, 2),
+          fixed(s.latency_ms.p99, 2),
+          fixed(s.ttft_ms.mean, 2),
+          fixed(s.ttft_ms.p50, 2),
+          fixed(s.ttft_ms.p99, 2),
+          fixed(s.mean_queued_ms, 2),
+          std::to_string(s.prompt_tokens),
+          std::to_string(s.cached_tokens),
+          std::to_string(s.decode_tokens),
+          fixed(s.decode_tokens_per_s, 2)};
+}
+
+nlohmann::json stats_json(const DistributionStats& d) {
+  return {{"mean", d.mean}, {"p50", d.p50}, {"p99", d.p99}};
+}
+
+nlohmann::json step_json(const StepSummary& s) {
+  return {{"name", s.name},
+          {"count", s.count},
+          {"latency_ms", stats_json(s.latency_ms)},
+          {"ttft_ms", stats_json(s.ttft_ms)},
+          {"mean_queued_ms", s.mean_queued_ms},
+          {"prompt_tokens", s.prompt_tokens},
+          {"cached_tokens", s.cached_tokens},
+          {"decode_tokens", s.decode_tokens},
+          {"decode_tokens_per_s", s.decode_tokens_per_s}};
+}
+
+}  // namespace
+
+double nearest_rank_percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const double n = static_cast<double>(values.size());
+  const double rank = std::ceil(p / 100.0 * n);  // 1-based
+  const size_t index = rank < 1 ? 0 : std::min(values.size(), static_cast<size_t>(rank)) - 1;
+  return values[index];
+}
+
+Summary summarize(const RunReport& report) {
+  Summary out;
+  out.workflows = static_cast<int64_t>(report.workflows.size());
+
+  double run_begin = std::numeric_limits<double>::infinity();
+  double run_end = -std::numeric_limits<double>::infinity();
+  // phase -> rank -> summed duration; phases kept in first-appearance order for unknown names.
+  std::map<std::string, std::map<int32_t, double>> per_rank;
+  std::vector<std::string> appearance;
+  for (const PhaseRecord& p : report.phases) {
+    if (p.phase == "run") {
+      run_begin = std::min(run_begin, p.start_s);
+      run_end = std::max(run_end, p.start_s + p.duration_s);
+    }
+    if (!per_rank.count(p.phase)) appearance.push_back(p.phase);
+    per_rank[p.phase][p.rank] += p.duration_s;
+  }
+  out.run_wall_s = run_end > run_begin ? run_end - run_begin : 0;
+
+  std::vector<std::string> phase_names;
+  for (std::string_view known : kPhaseOrder)
+    if (per_rank.count(std::string(known))) phase_names.emplace_back(known);
+  for (const std::string& name : appearance)
+    if (std::find(kPhaseOrder.begin(), kPhaseOrder.end(), name) == kPhaseOrder.end())
+      phase_names.push_back(name);
+  for (const std::string& name : phase_names) {
+    PhaseSummary ps;
+    ps.phase = name;
+    for (const auto& [rank, seconds] : per_rank[name]) {
+      ++ps.ranks;
+      ps.total_s += seconds;
+      ps.max_rank_s = std::max(ps.max_rank_s, seconds);
+    }
+    out.phases.push_back(ps);
+  }
+
+  std::map<std::string, int32_t> first_index;
+  std::map<std::string, std::vector<const StepRecord*>> by_name;
+  std::vector<const StepRecord*> all;
+  for (const StepRecord& s : report.steps) {
+    auto [it, inserted] = first_index.emplace(s.name, s.step);
+    if (!inserted) it->second = std::min(it->second, s.step);
+    by_name[s.name].push_back(&s);
+    all.push_back(&s);
+  }
+  std::vector<std::string> names;
+  for (const auto& [name, index] : first_index) names.push_back(name);
+  std::stable_sort(names.begin(), names.end(), [&](const std::string& a, const std::string& b) {
+    return first_index[a] < first_index[b];
+  });
+  for (const std::string& name : names)
+    out.steps.push_back(summarize_steps(name, by_name[name], out.run_wall_s));
+  out.overall = summarize_steps("all", all, out.run_wall_s);
+  return out;
+}
+
+std::string format_summary_table(const Summary& summary, const RunAttributes& attrs) {
+  std::string out = "flowrank " + attrs.flowrank_version + " | job " + attrs.job_name +
+                    " | model " + attrs.model + " | device " + attrs.device + " | ranks " +
+                    std::to_string(attrs.world_size) + " | started " + attrs.started_at +
+                    " | workflows " + std::to_string(summary.workflows) + " | run " +
+                    fixed(summary.run_wall_s, 3) + " s\n\n";
+
+  std::vector<std::vector<std::string>> rows;
+  for (const StepSummary& s : summary.steps) rows.push_back(step_row(s));
+  rows.push_back(step_row(summary.overall));
+  out += markdown_table(
+      {"step", "n", "lat ms", "lat p50", "lat p99", "ttft ms", "ttft p50", "ttft p99", "queued ms",
+       "prompt tok", "cached tok", "decode tok", "decode tok/s"},
+      {false, true, true, true, true, true, true, true, true, true, true, true, true}, rows);
+  out += "\n";
+
+  std::vector<std::vector<std::string>> phase_rows;
+  for (const PhaseSummary& p : summary.phases)
+    phase_rows.push_back(
+        {p.phase, std::to_string(p.ranks), fixed(p.total_s, 3), fixed(p.max_rank_s, 3)});
+  out += markdown_table({"phase", "ranks", "total s", "max rank s"}, {false, true, true, true},
+                        phase_rows);
+  return out;
+}
+
+nlohmann::json summary_json(const Summary& summary, const RunAttributes& attrs) {
+  nlohmann::json run = {{"flowrank_version", attrs.flowrank_version},
+                        {"job_name", attrs.job_name},
+                        {"job_sha256", attrs.job_sha256},
+                        {"model", attrs.model},
+                        {"device", attrs.device},
+                        {"world_size", attrs.world_size},
+                        {"started_at", attrs.started_at},
+                        {"extra", attrs.extra}};
+  nlohmann::json steps = nlohmann::json::array();
+  for (const StepSummary& s : summary.steps) steps.push_back(step_json(s));
+  nlohmann::json phases = nlohmann::json::array();
+  for (const PhaseSummary& p : summary.phases)
+    phases.push_back({{"phase", p.phase},
+                      {"ranks", p.ranks},
+                      {"total_s", p.total_s},
+                      {"max_rank_s", p.max_rank_s}});
+  return {{"run", run},
+          {"steps", steps},
+          {"overall", step_json(summary.overall)},
+          {"phases", phases},
+          {"run_wall_s", summary.run_wall_s},
+          {"workflows", summary.workflows}};
+}
+
+std::string format_summary_json(const Summary& summary, const RunAttributes& attrs) {
+  // `replace` keeps a report with odd bytes in a name printable instead of throwing.
+  return summary_json(summary, attrs).dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string format_seed_log(const RunReport& report) {
+  const RunAttributes& a = report.attrs;
+  std::string out;
+  auto ms = [](double v) { return fixed(v, 2); };
+
+  auto fb = a.extra.find("fixture_bytes");
+  auto ff = a.extra.find("fixture_files");
+  if (fb != a.extra.end() && ff != a.extra.end())
+    out += "[INPUT] fixture_bytes=" + fb->second + " fixture_files=" + ff->second + "\n";
+
+  // Longest record of a phase over ranks: the rank that gated the next phase.
+  auto phase_max_s = [&](std::string_view phase) -> std::optional<double> {
+    std::optional<double> v;
+    for (const PhaseRecord& p : report.phases)
+      if (p.phase == phase) v = std::max(v.value_or(p.duration_s), p.duration_s);
+    return v;
+  };
+  if (auto expand = phase_max_s("flow_expand")) {
+    out += "[TIMING] flow_expansion_ms=" + ms(*expand * 1000.0);
+    auto cache = a.extra.find("flow_cache");
+    if (cache != a.extra.end() && cache->second == "hit") out += " (cached)";
+    if (cache != a.extra.end() && (cache->second == "miss" || cache->second == "off"))
+      out += " (generated)";
+    out += "\n";
+  }
+  if (auto preload = phase_max_s("engine_preload"))
+    out += "[TIMING] engine_init_ms=" + ms(*preload * 1000.0) + "\n";
+
+  std::map<int32_t, std::vector<const StepRecord*>> steps_by_wf;
+  for (const StepRecord& s : report.steps) steps_by_wf[s.workflow].push_back(&s);
+  std::map<int32_t, const WorkflowRecord*> wf_records;
+  for (const WorkflowRecord& w : report.workflows) wf_records[w.workflow] = &w;
+  std::set<int32_t> workflows;
+  for (const auto& [wf, steps] : steps_by_wf) workflows.insert(wf);
+  for (const auto& [wf, rec] : wf_records) workflows.insert(wf);
+
+  for (int32_t wf : workflows) {
+    auto it = steps_by_wf.find(wf);
+    if (it != steps_by_wf.end()) {
+      std::vector<const StepRecord*> steps = it->second;
+      std::stable_sort(steps.begin(), steps.end(),
+                       [](const StepRecord* x, const StepRecord* y) { return x->step < y->step; });
+      for (const StepRecord* s : steps) {
+        out += "[TARGET] flow=" + std::to_string(wf) + " step=" + s->name +
+               " latency_ms=" + ms(s->latency_ms) +
+               " prompt_tokens=" + std::to_string(s->prompt_tokens) +
+               " decode_tokens=" + std::to_string(s->decode_tokens) +
+               " prefill_tokens=" + std::to_string(s->prompt_tokens - s->cached_tokens) +
+               " reused_tokens=" + std::to_string(s->cached_tokens) +
+               " local_out_hash=" + s->output_sha256_8 + "\n";
+      }
+    }
+    auto rec = wf_records.find(wf);
+    if (rec != wf_records.end())
+      out += "[TIMING] workflow_" + std::to_string(wf) +
+             "_ms=" + ms((rec->second->end_s - rec->second->start_s) * 1000.0) + "\n";
+  }
+
+  double run_begin = std::numeric_limits<double>::infinity();
+  double run_end = -std::numeric_limits<double>::infinity();
+  for (const PhaseRecord& p : report.phases) {
+    if (p.phase != "run") continue;
+    run_begin = std::min(run_begin, p.start_s);
+    run_end = std::max(run_end, p.start_s + p.duration_s);
+  }
+  if (run_end < run_begin) {  // no run phase: fall back to the workflows' span
+    for (const WorkflowRecord& w : report.workflows) {
+      run_begin = std::min(run_begin, w.start_s);
+      run_end = std::max(run_end, w.end_s);
+    }
+  }
+  if (run_end >= run_begin)
+    out += "[TIMING] benchmark_total_ms=" + ms((run_end - run_begin) * 1000.0) + "\n";
+  if (!report.workflows.empty()) {
+    double sum = 0;
+    for (const WorkflowRecord& w : report.workflows) sum += w.end_s - w.start_s;
+    out += "[TIMING] avg_workflow_ms=" +
+           ms(sum * 1000.0 / static_cast<double>(report.workflows.size())) + "\n";
+  }
+  return out;
+}
+
+}  // namespace flowrank::report

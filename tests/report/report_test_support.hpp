@@ -1,0 +1,169 @@
+#pragma once
+// Shared by the report tests: a hand-built multi-rank report, temp directories, running tools.
+#include <sys/wait.h>
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "flowrank/report/records.hpp"
+
+namespace flowrank::report::testing_support {
+
+// A fresh directory removed at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() /
+            ("flowrank-report-test-" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+inline CommandResult run_command(const std::string& command) {
+  CommandResult r;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return r;
+  std::array<char, 4096> buf;
+  size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
+  const int status = ::pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+inline std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+inline bool python_has_h5py_and_matplotlib() {
+  if (!std::filesystem::exists("/usr/bin/python3")) return false;
+  return run_command("/usr/bin/python3 -c 'import h5py, matplotlib'").exit_code == 0;
+}
+
+// Two ranks, three workflows of three steps (one workflow unfinished), outputs with unicode,
+// an empty output and an embedded NUL byte.
+inline RunReport sample_report() {
+  RunReport r;
+  r.attrs.flowrank_version = "0.1.0";
+  r.attrs.job_name = "seed-25x3";
+  r.attrs.job_sha256 = std::string(64, 'a');
+  r.attrs.model = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  r.attrs.device = "cpu";
+  r.attrs.world_size = 2;
+  r.attrs.started_at = "2026-11-28T18:00:00Z";
+  r.attrs.extra = {{"flow_cache", "hit"},
+                   {"fixture_bytes", "115185"},
+                   {"fixture_files", "40"},
+                   {"note", "größe ✓"}};
+  r.phases = {{0, "world_init", 0.0, 0.01},
+              {1, "world_init", 0.0, 0.02},
+              {0, "flow_expand", 0.01, 0.05},
+              {0, "engine_preload", 0.06, 1.5},
+              {1, "engine_preload", 0.06, 1.25},
+              {0, "run", 1.56, 10.0},
+              {1, "run", 1.31, 9.5},
+              {0, "report_write", 11.56, 0.125}};
+  const char* names[] = {"planner", "executor", "verifier"};
+  int k = 0;
+  for (int32_t wf = 0; wf < 3; ++wf) {
+    for (int32_t step = 0; step < 3; ++step, ++k) {
+      StepRecord s;
+      s.rank = wf % 2;
+      s.workflow = wf;
+      s.step = step;
+      s.name = names[step];
+      s.prompt_tokens = 1000 + 10 * k;
+      s.cached_tokens = 100 * step;
+      s.decode_tokens = 50 + k;
+      s.queued_ms = 0.5 * k;
+      s.ttft_ms = 20.0 + k;
+      s.latency_ms = 300.25 + 7 * k;
+      s.start_s = 1.6 + k;
+      s.end_s = 1.6 + k + 0.3;
+      s.finish = step == 2 ? "stop" : "length";
+      s.output_sha256_8 = "0123abc" + std::to_string(k % 10);
+      r.steps.push_back(s);
+    }
+  }
+  r.workflows = {{0, 0, 1.6, 4.9, 3}, {1, 1, 4.6, 7.9, 3}, {0, 2, 7.6, 10.9, 3}};
+  r.outputs[{0, 0}] = "plan: naïve → 東京 🚀\nline two";
+  r.outputs[{0, 1}] = "";
+  r.outputs[{0, 2}] = std::string("nul\0inside", 10);
+  r.outputs[{2, 1}] = "ok <END>";
+  return r;
+}
+
+// Field-by-field equality, each mismatch reported on its own.
+inline void expect_equal(const RunReport& a, const RunReport& b) {
+  EXPECT_EQ(a.attrs.flowrank_version, b.attrs.flowrank_version);
+  EXPECT_EQ(a.attrs.job_name, b.attrs.job_name);
+  EXPECT_EQ(a.attrs.job_sha256, b.attrs.job_sha256);
+  EXPECT_EQ(a.attrs.model, b.attrs.model);
+  EXPECT_EQ(a.attrs.device, b.attrs.device);
+  EXPECT_EQ(a.attrs.world_size, b.attrs.world_size);
+  EXPECT_EQ(a.attrs.started_at, b.attrs.started_at);
+  EXPECT_EQ(a.attrs.extra, b.attrs.extra);
+  ASSERT_EQ(a.phases.size(), b.phases.size());
+  for (size_t i = 0; i < a.phases.size(); ++i) {
+    SCOPED_TRACE("phase " + std::to_string(i));
+    EXPECT_EQ(a.phases[i].rank, b.phases[i].rank);
+    EXPECT_EQ(a.phases[i].phase, b.phases[i].phase);
+    EXPECT_EQ(a.phases[i].start_s, b.phases[i].start_s);
+    EXPECT_EQ(a.phases[i].duration_s, b.phases[i].duration_s);
+  }
+  ASSERT_EQ(a.steps.size(), b.steps.size());
+  for (size_t i = 0; i < a.steps.size(); ++i) {
+    SCOPED_TRACE("step " + std::to_string(i));
+    const StepRecord& x = a.steps[i];
+    const StepRecord& y = b.steps[i];
+    EXPECT_EQ(x.rank, y.rank);
+    EXPECT_EQ(x.workflow, y.workflow);
+    EXPECT_EQ(x.step, y.step);
+    EXPECT_EQ(x.name, y.name);
+    EXPECT_EQ(x.prompt_tokens, y.prompt_tokens);
+    EXPECT_EQ(x.cached_tokens, y.cached_tokens);
+    EXPECT_EQ(x.decode_tokens, y.decode_tokens);
+    EXPECT_EQ(x.queued_ms, y.queued_ms);
+    EXPECT_EQ(x.ttft_ms, y.ttft_ms);
+    EXPECT_EQ(x.latency_ms, y.latency_ms);
+    EXPECT_EQ(x.start_s, y.start_s);
+    EXPECT_EQ(x.end_s, y.end_s);
+    EXPECT_EQ(x.finish, y.finish);
+    EXPECT_EQ(x.output_sha256_8, y.output_sha256_8);
+  }
+  ASSERT_EQ(a.workflows.size(), b.workflows.size());
+  for (size_t i = 0; i < a.workflows.size(); ++i) {
+    SCOPED_TRACE("workflow " + std::to_string(i));
+    EXPECT_EQ(a.workflows[i].rank, b.workflows[i].rank);
+    EXPECT_EQ(a.workflows[i].workflow, b.workflows[i].workflow);
+    EXPECT_EQ(a.workflows[i].start_s, b.workflows[i].start_s);
+    EXPECT_EQ(a.workflows[i].end_s, b.workflows[i].end_s);
+    EXPECT_EQ(a.workflows[i].steps, b.workflows[i].steps);
+  }
+  EXPECT_EQ(a.outputs, b.outputs);
+}
+
+}  // namespace flowrank::report::testing_support
