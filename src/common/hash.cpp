@@ -1,6 +1,9 @@
 #include "flowrank/common/hash.hpp"
 
 #include <openssl/evp.h>
+#include <zlib.h>
+
+#include <cstdio>
 
 #include <stdexcept>
 
@@ -24,6 +27,14 @@ std::string to_hex(const Sha256Digest& digest) {
 
 std::string sha256_hex(std::string_view bytes) {
   return to_hex(sha256(bytes));
+}
+
+std::string crc32_hex(std::string_view bytes) {
+  uLong crc = crc32_z(0L, Z_NULL, 0);
+  crc = crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size());
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08lx", static_cast<unsigned long>(crc));
+  return buf;
 }
 
 Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {

@@ -1,5 +1,6 @@
 #include "flowrank/flow/expand.hpp"
 
+#include <charconv>
 #include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -26,17 +27,43 @@ struct ManifestRecord {
 };
 
 // A missing or unreadable manifest is only a lost shortcut: every file gets read and hashed.
+// Format: a header line, then "size<TAB>mtime_ns<TAB>sha256<TAB>path" per file. A line format,
+// not JSON: it is read on every run, and parsing it must stay small next to a cache hit.
+constexpr std::string_view kManifestHeader = "flowrank-fixture-manifest 1";
+
 std::map<std::string, ManifestRecord> read_manifest(const fs::path& path) {
   std::map<std::string, ManifestRecord> out;
   std::error_code ec;
   if (!fs::exists(path, ec)) return out;
   try {
-    const json j = json::parse(read_file(path));
-    for (const json& f : j.at("files")) {
-      ManifestRecord rec{f.at("size").get<uint64_t>(), f.at("mtime_ns").get<int64_t>(),
-                         f.at("sha256").get<std::string>()};
-      if (rec.sha256.size() != 64) return {};
-      out[f.at("path").get<std::string>()] = std::move(rec);
+    const std::string text = read_file(path);
+    std::string_view rest(text);
+    auto next_line = [&]() -> std::optional<std::string_view> {
+      const std::size_t nl = rest.find('\n');
+      if (nl == std::string_view::npos) return std::nullopt;
+      std::string_view line = rest.substr(0, nl);
+      rest.remove_prefix(nl + 1);
+      return line;
+    };
+    auto header = next_line();
+    if (!header || header->substr(0, kManifestHeader.size()) != kManifestHeader) return {};
+    while (auto line = next_line()) {
+      std::string_view f[4];
+      for (int k = 0; k < 3; ++k) {
+        const std::size_t tab = line->find('\t');
+        if (tab == std::string_view::npos) return {};
+        f[k] = line->substr(0, tab);
+        line->remove_prefix(tab + 1);
+      }
+      f[3] = *line;
+      ManifestRecord rec;
+      auto [p1, e1] = std::from_chars(f[0].data(), f[0].data() + f[0].size(), rec.size);
+      auto [p2, e2] = std::from_chars(f[1].data(), f[1].data() + f[1].size(), rec.mtime_ns);
+      if (e1 != std::errc() || e2 != std::errc() || p1 != f[0].data() + f[0].size() ||
+          p2 != f[1].data() + f[1].size() || f[2].size() != 64 || f[3].empty())
+        return {};
+      rec.sha256 = std::string(f[2]);
+      out[std::string(f[3])] = std::move(rec);
     }
   } catch (const std::exception&) {
     return {};
@@ -50,18 +77,18 @@ constexpr int64_t kRacyWindowNs = 2'000'000'000LL;
 
 void write_manifest(const fs::path& path, const FixtureTree& tree,
                     const std::vector<std::optional<std::string>>& hashes, int64_t listed_at_ns) {
-  json files = json::array();
-  for (std::size_t i = 0; i < tree.files.size(); ++i)
-    if (tree.files[i].mtime_ns < listed_at_ns - kRacyWindowNs)
-      files.push_back({{"path", tree.files[i].path},
-                       {"size", tree.files[i].size},
-                       {"mtime_ns", tree.files[i].mtime_ns},
-                       {"sha256", *hashes[i]}});
   std::error_code ec;
-  const json j{{"root", fs::absolute(tree.root, ec).lexically_normal().string()},
-               {"include", tree.include},
-               {"files", files}};
-  write_file_atomic(path, j.dump(1));
+  std::string text(kManifestHeader);
+  text += '\t' + fs::absolute(tree.root, ec).lexically_normal().string() + '\n';
+  for (std::size_t i = 0; i < tree.files.size(); ++i) {
+    const FixtureFile& f = tree.files[i];
+    // A path with a newline cannot be a line: that file is simply re-hashed every run.
+    if (f.mtime_ns >= listed_at_ns - kRacyWindowNs || f.path.find('\n') != std::string::npos)
+      continue;
+    text += std::to_string(f.size) + '\t' + std::to_string(f.mtime_ns) + '\t' + *hashes[i] + '\t' +
+            f.path + '\n';
+  }
+  write_file_atomic(path, text);
 }
 
 std::string cache_key(const FlowTemplate& tmpl, const FixtureTree& tree,

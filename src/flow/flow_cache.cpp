@@ -3,6 +3,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -18,7 +19,11 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::string_view kEntryMagic = "flowrank-flow-cache 1";
+constexpr std::string_view kEntryMagic = "flowrank-flow-cache 3";
+// Integrity checksum of the payload, re-verified on every hit: CRC-32 catches accidental
+// corruption (truncation is caught by the byte count) at a fraction of SHA-256's cost.
+constexpr std::string_view kSumTag = " crc32=";
+constexpr std::size_t kSumHex = 8;
 
 const char* env_nonempty(const char* name) {
   const char* v = std::getenv(name);
@@ -99,20 +104,20 @@ FlowCache::Lookup FlowCache::load(const std::string& key) const {
   const std::size_t nl = bytes.find('\n');
   if (nl == std::string::npos) return corrupt("no header");
   const std::string_view header(bytes.data(), nl);
-  // Header: "<magic> sha256=<64 hex> bytes=<n>"
-  const std::string sha_tag = " sha256=", bytes_tag = " bytes=";
+  // Header: "<magic> crc32=<8 hex> bytes=<n>"
+  const std::string_view sha_tag = kSumTag, bytes_tag = " bytes=";
   if (header.substr(0, kEntryMagic.size()) != kEntryMagic) return corrupt("unknown header");
   const std::size_t sp = header.find(sha_tag), bp = header.find(bytes_tag);
-  if (sp == header.npos || bp == header.npos || bp != sp + sha_tag.size() + 64)
+  if (sp == header.npos || bp == header.npos || bp != sp + sha_tag.size() + kSumHex)
     return corrupt("malformed header");
-  const std::string want_sha(header.substr(sp + sha_tag.size(), 64));
+  const std::string want_sha(header.substr(sp + sha_tag.size(), kSumHex));
   const std::string size_text(header.substr(bp + bytes_tag.size()));
   if (size_text.empty() || size_text.find_first_not_of("0123456789") != std::string::npos)
     return corrupt("malformed header");
   const std::string_view payload = std::string_view(bytes).substr(nl + 1);
   if (std::to_string(payload.size()) != size_text)
     return corrupt("truncated: " + std::to_string(payload.size()) + " of " + size_text + " bytes");
-  if (sha256_hex(payload) != want_sha) return corrupt("checksum mismatch");
+  if (crc32_hex(payload) != want_sha) return corrupt("checksum mismatch");
   try {
     result.job = parse_expanded_job(payload);
   } catch (const std::exception& e) {
@@ -124,12 +129,17 @@ FlowCache::Lookup FlowCache::load(const std::string& key) const {
 void FlowCache::store(const std::string& key, const ExpandedJob& job) const {
   const std::string payload = serialize_expanded_job(job);
   std::string bytes(kEntryMagic);
-  bytes += " sha256=" + sha256_hex(payload) + " bytes=" + std::to_string(payload.size()) + "\n";
+  bytes +=
+      std::string(kSumTag) + crc32_hex(payload) + " bytes=" + std::to_string(payload.size()) + "\n";
   bytes += payload;
   write_file_atomic(entry_path(key), bytes);
 }
 
 std::string serialize_expanded_job(const ExpandedJob& job) {
+  // Steps are written once per distinct list (in practice one: every workflow runs the same
+  // template); each workflow names its list by index. 25 copies of the instructions made the
+  // payload, and a hit's parse, several times larger.
+  std::vector<json> step_lists;
   json wfs = json::array();
   for (const Workflow& wf : job.workflows) {
     json steps = json::array();
@@ -138,23 +148,34 @@ std::string serialize_expanded_job(const ExpandedJob& job) {
                        {"instruction", s.instruction},
                        {"uses", s.uses},
                        {"sampling", sampling_json(s.sampling)}});
+    auto it = std::find(step_lists.begin(), step_lists.end(), steps);
+    const std::size_t list = static_cast<std::size_t>(it - step_lists.begin());
+    if (it == step_lists.end()) step_lists.push_back(std::move(steps));
     wfs.push_back(
-        {{"index", wf.index}, {"task_id", wf.task_id}, {"task", wf.task}, {"steps", steps}});
+        {{"index", wf.index}, {"task_id", wf.task_id}, {"task", wf.task}, {"steps", list}});
   }
+  // The fixture text (most of the bytes) follows the JSON raw, after one newline: escaping and
+  // lexing 120 KB of code through JSON made a cache hit cost as much as a miss.
   const json j{{"job_name", job.job_name},
                {"layout", job.layout == PromptLayout::kSeed ? "seed" : "context-first"},
                {"chat", job.chat},
                {"input", job.input},
-               {"fixture_text", job.fixture_text},
+               {"fixture_text_bytes", job.fixture_text.size()},
                {"fixture_bytes", job.fixture_bytes},
                {"fixture_files", job.fixture_files},
+               {"step_lists", step_lists},
                {"workflows", wfs}};
-  return j.dump();
+  std::string out = j.dump();  // compact: no raw newline inside
+  out += '\n';
+  out += job.fixture_text;
+  return out;
 }
 
 ExpandedJob parse_expanded_job(std::string_view bytes) {
   try {
-    const json j = json::parse(bytes);
+    const std::size_t nl = bytes.find('\n');
+    if (nl == std::string_view::npos) throw std::runtime_error("no fixture text section");
+    const json j = json::parse(bytes.substr(0, nl));
     ExpandedJob job;
     job.job_name = j.at("job_name").get<std::string>();
     const std::string layout = j.at("layout").get<std::string>();
@@ -166,22 +187,35 @@ ExpandedJob parse_expanded_job(std::string_view bytes) {
       throw std::runtime_error("unknown layout " + layout);
     job.chat = j.at("chat").get<bool>();
     job.input = j.at("input").get<std::string>();
-    job.fixture_text = j.at("fixture_text").get<std::string>();
+    const std::string_view text = bytes.substr(nl + 1);
+    if (text.size() != j.at("fixture_text_bytes").get<std::size_t>())
+      throw std::runtime_error("fixture text has " + std::to_string(text.size()) +
+                               " bytes, expected " +
+                               std::to_string(j.at("fixture_text_bytes").get<std::size_t>()));
+    job.fixture_text = std::string(text);
     job.fixture_bytes = j.at("fixture_bytes").get<uint64_t>();
     job.fixture_files = j.at("fixture_files").get<uint32_t>();
-    for (const json& w : j.at("workflows")) {
-      Workflow wf;
-      wf.index = w.at("index").get<int32_t>();
-      wf.task_id = w.at("task_id").get<std::string>();
-      wf.task = w.at("task").get<std::string>();
-      for (const json& s : w.at("steps")) {
+    std::vector<std::vector<StepSpec>> step_lists;
+    for (const json& list : j.at("step_lists")) {
+      std::vector<StepSpec> steps;
+      for (const json& s : list) {
         StepSpec step;
         step.name = s.at("name").get<std::string>();
         step.instruction = s.at("instruction").get<std::string>();
         step.uses = s.at("uses").get<std::vector<int32_t>>();
         step.sampling = sampling_from(s.at("sampling"));
-        wf.steps.push_back(std::move(step));
+        steps.push_back(std::move(step));
       }
+      step_lists.push_back(std::move(steps));
+    }
+    for (const json& w : j.at("workflows")) {
+      Workflow wf;
+      wf.index = w.at("index").get<int32_t>();
+      wf.task_id = w.at("task_id").get<std::string>();
+      wf.task = w.at("task").get<std::string>();
+      const auto list = w.at("steps").get<std::size_t>();
+      if (list >= step_lists.size()) throw std::runtime_error("workflow names a missing step list");
+      wf.steps = step_lists[list];
       job.workflows.push_back(std::move(wf));
     }
     return job;

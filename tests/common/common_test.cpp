@@ -16,6 +16,12 @@ TEST(Hash, Sha256KnownVectors) {
   EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+TEST(Hash, Crc32KnownVector) {
+  // The standard CRC-32 check value: CRC-32("123456789") = 0xCBF43926.
+  EXPECT_EQ(crc32_hex("123456789"), "cbf43926");
+  EXPECT_EQ(crc32_hex(""), "00000000");
+}
+
 TEST(Hash, FieldsAreLengthPrefixed) {
   Sha256 a, b;
   a.update_field("ab").update_field("c");

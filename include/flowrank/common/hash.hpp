@@ -13,6 +13,11 @@ Sha256Digest sha256(std::string_view bytes);
 std::string to_hex(const Sha256Digest& digest);
 std::string sha256_hex(std::string_view bytes);
 
+// CRC-32 (zlib), 8 hex digits: an integrity checksum against accidental corruption of files that
+// are re-verified on every run (cache entries), where SHA-256 cost as much as rebuilding them.
+// Not a content key: use sha256 for those.
+std::string crc32_hex(std::string_view bytes);
+
 // Incremental hashing for large inputs (fixture trees, cache keys made of many parts).
 class Sha256 {
  public:

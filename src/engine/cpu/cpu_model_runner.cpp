@@ -53,7 +53,9 @@ float dot(const float* a, const float* b, int n) {
   return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
-float silu(float x) { return x / (1.0f + std::exp(-x)); }
+float silu(float x) {
+  return x / (1.0f + std::exp(-x));
+}
 
 }  // namespace
 
@@ -74,9 +76,8 @@ void cpu_matmul(const float* x, int64_t m, const float* w, int64_t n, int64_t k,
   if (m <= 0) return;
   const auto sgemm = [&](const float* a, int64_t rows, float* c) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(rows),
-                static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, a,
-                static_cast<blasint>(k), w, static_cast<blasint>(k), 0.0f, c,
-                static_cast<blasint>(n));
+                static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, a, static_cast<blasint>(k),
+                w, static_cast<blasint>(k), 0.0f, c, static_cast<blasint>(n));
   };
   if (tile_rows <= 0) {
     sgemm(x, m, y);
@@ -110,8 +111,8 @@ CpuModelRunner::CpuModelRunner(ModelWeights weights, CpuRunnerOptions options)
     : weights_(std::move(weights)), options_(options) {
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   threads_ = options_.threads > 0 ? options_.threads : hw;
-  memory_budget_ = options_.memory_limit_bytes > 0 ? options_.memory_limit_bytes
-                                                   : cpu_available_memory();
+  memory_budget_ =
+      options_.memory_limit_bytes > 0 ? options_.memory_limit_bytes : cpu_available_memory();
   const ModelConfig& c = weights_.config;
   if (c.arch != "llama" && c.arch != "olmo2" && c.arch != "qwen2") {
     throw RunError("cpu backend: unsupported architecture '" + c.arch + "'");
@@ -135,7 +136,8 @@ CpuModelRunner::CpuModelRunner(ModelWeights weights, CpuRunnerOptions options)
                      " rope frequency factors for " + std::to_string(pairs) + " rotated pairs");
     }
     for (int i = 0; i < pairs; ++i) {
-      rope_main_.inv_freq[static_cast<std::size_t>(i)] /= c.rope_freq_factors[static_cast<std::size_t>(i)];
+      rope_main_.inv_freq[static_cast<std::size_t>(i)] /=
+          c.rope_freq_factors[static_cast<std::size_t>(i)];
     }
   } else if (c.rope_scaling == RopeScaling::kLlama3) {
     // Llama 3.1: long wavelengths are slowed by `factor`, short ones kept, a smooth ramp between.
@@ -164,7 +166,8 @@ CpuModelRunner::CpuModelRunner(ModelWeights weights, CpuRunnerOptions options)
              (2.0 * std::log(static_cast<double>(c.rope_base)));
     };
     double low = std::max(0.0, std::floor(corr_dim(c.yarn_beta_fast)));
-    double high = std::min(static_cast<double>(rope_dim - 1), std::ceil(corr_dim(c.yarn_beta_slow)));
+    double high =
+        std::min(static_cast<double>(rope_dim - 1), std::ceil(corr_dim(c.yarn_beta_slow)));
     if (low == high) high += 0.001;
     for (int i = 0; i < pairs; ++i) {
       const double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);
@@ -186,9 +189,9 @@ std::size_t CpuModelRunner::f32_weight_bytes() const {
   };
   std::size_t n = el(weights_.tok_embd) + el(weights_.output_norm) + el(weights_.output);
   for (const LayerWeights& l : weights_.layers) {
-    for (const Tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.bq, &l.bk, &l.bv,
-                            &l.q_norm, &l.k_norm, &l.post_attn_norm, &l.ffn_norm, &l.w_gate,
-                            &l.w_up, &l.w_down, &l.post_ffn_norm}) {
+    for (const Tensor* t :
+         {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.bq, &l.bk, &l.bv, &l.q_norm, &l.k_norm,
+          &l.post_attn_norm, &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down, &l.post_ffn_norm}) {
       n += el(*t);
     }
   }
@@ -198,13 +201,14 @@ std::size_t CpuModelRunner::f32_weight_bytes() const {
 int32_t CpuModelRunner::max_kv_blocks(int32_t block_size) const {
   const ModelConfig& c = weights_.config;
   const double block_bytes = 2.0 * block_size * c.n_layer * c.n_head_kv * c.head_dim * 4.0;
-  const double budget = static_cast<double>(memory_budget_) * 0.5 -
-                        static_cast<double>(f32_weight_bytes());
+  const double budget =
+      static_cast<double>(memory_budget_) * 0.5 - static_cast<double>(f32_weight_bytes());
   if (budget <= 0 || block_bytes <= 0) return 0;
   // More than 16 full contexts is never useful on a CPU.
-  const double cap = std::ceil(static_cast<double>(std::max(c.context_length, 1)) / block_size) * 16;
+  const double cap =
+      std::ceil(static_cast<double>(std::max(c.context_length, 1)) / block_size) * 16;
   const double blocks = std::min({std::floor(budget / block_bytes), cap,
-                                   static_cast<double>(std::numeric_limits<int32_t>::max())});
+                                  static_cast<double>(std::numeric_limits<int32_t>::max())});
   return static_cast<int32_t>(blocks);
 }
 
@@ -359,18 +363,17 @@ void CpuModelRunner::forward(const ForwardBatch& batch, std::vector<float>& logi
     const ForwardItem& item = batch.items[it];
     const int64_t n = static_cast<int64_t>(item.tokens.size());
     const int64_t end = item.start_pos + n;
-    if (item.start_pos < 0 ||
-        static_cast<int64_t>(item.block_table.size()) * block_size_ < end) {
+    if (item.start_pos < 0 || static_cast<int64_t>(item.block_table.size()) * block_size_ < end) {
       throw RunError("cpu backend: item " + std::to_string(it) + ": block table of " +
-                     std::to_string(item.block_table.size()) + " blocks does not cover positions [0, " +
-                     std::to_string(end) + ")");
+                     std::to_string(item.block_table.size()) +
+                     " blocks does not cover positions [0, " + std::to_string(end) + ")");
     }
     for (int64_t b = 0; b < (end + block_size_ - 1) / block_size_; ++b) {
       const int32_t blk = item.block_table[static_cast<std::size_t>(b)];
       if (blk < 0 || blk >= num_blocks_) {
         throw RunError("cpu backend: item " + std::to_string(it) + ": block " +
-                       std::to_string(blk) + " outside the pool of " +
-                       std::to_string(num_blocks_) + " blocks");
+                       std::to_string(blk) + " outside the pool of " + std::to_string(num_blocks_) +
+                       " blocks");
       }
     }
     for (int64_t i = 0; i < n; ++i) {
@@ -444,7 +447,8 @@ void CpuModelRunner::forward(const ForwardBatch& batch, std::vector<float>& logi
       apply_rope(q, c.n_head, cs);
       apply_rope(k, c.n_head_kv, cs);
       // Store K and V through the block table.
-      const ForwardItem& item = batch.items[static_cast<std::size_t>(row_item[static_cast<std::size_t>(r)])];
+      const ForwardItem& item =
+          batch.items[static_cast<std::size_t>(row_item[static_cast<std::size_t>(r)])];
       const int32_t pos = row_pos[static_cast<std::size_t>(r)];
       const int32_t blk = item.block_table[static_cast<std::size_t>(pos / block_size_)];
       const std::size_t off = static_cast<std::size_t>(blk) * block_floats_ +
@@ -464,7 +468,8 @@ void CpuModelRunner::forward(const ForwardBatch& batch, std::vector<float>& logi
         const int64_t r = job / c.n_head;
         const int head = static_cast<int>(job % c.n_head);
         const int kvh = head / group;
-        const ForwardItem& item = batch.items[static_cast<std::size_t>(row_item[static_cast<std::size_t>(r)])];
+        const ForwardItem& item =
+            batch.items[static_cast<std::size_t>(row_item[static_cast<std::size_t>(r)])];
         const int32_t pos = row_pos[static_cast<std::size_t>(r)];
         const int32_t first = sliding ? std::max(0, pos - c.sliding_window + 1) : 0;
         const float* q = qkv.data() + r * nqkv + head * hd;
@@ -502,7 +507,8 @@ void CpuModelRunner::forward(const ForwardBatch& batch, std::vector<float>& logi
         rms_norm(hr, L.post_attn_norm.data(), hr, E, c.rms_eps);
       }
     }
-    for (int64_t i = 0; i < T * E; ++i) x[static_cast<std::size_t>(i)] += h[static_cast<std::size_t>(i)];
+    for (int64_t i = 0; i < T * E; ++i)
+      x[static_cast<std::size_t>(i)] += h[static_cast<std::size_t>(i)];
 
     // Feed-forward: SwiGLU.
     if (!c.post_norms) {
@@ -526,7 +532,8 @@ void CpuModelRunner::forward(const ForwardBatch& batch, std::vector<float>& logi
         rms_norm(hr, L.post_ffn_norm.data(), hr, E, c.rms_eps);
       }
     }
-    for (int64_t i = 0; i < T * E; ++i) x[static_cast<std::size_t>(i)] += h[static_cast<std::size_t>(i)];
+    for (int64_t i = 0; i < T * E; ++i)
+      x[static_cast<std::size_t>(i)] += h[static_cast<std::size_t>(i)];
   }
 
   if (logit_rows.empty()) return;

@@ -67,7 +67,7 @@ class CpuModelRunner final : public ModelRunner {
     std::vector<float> wo, w_gate_up, w_down;  // w_gate_up: [2 n_ff][n_embd], gate rows first
     std::vector<float> attn_norm, ffn_norm, q_norm, k_norm, post_attn_norm, post_ffn_norm;
   };
-  struct RopeTable {       // per rotated pair i: inverse frequency and the cos/sin scale
+  struct RopeTable {  // per rotated pair i: inverse frequency and the cos/sin scale
     std::vector<double> inv_freq;
     float mscale = 1.0f;
   };
@@ -89,7 +89,7 @@ class CpuModelRunner final : public ModelRunner {
 
   int32_t num_blocks_ = 0;
   int32_t block_size_ = 0;
-  std::size_t block_floats_ = 0;  // floats of K (or V) per block, all layers
+  std::size_t block_floats_ = 0;              // floats of K (or V) per block, all layers
   std::unique_ptr<float[]> k_pool_, v_pool_;  // [block][layer][slot][kv_head][head_dim]
 
   std::vector<float> gemm_scratch_;
