@@ -12,6 +12,7 @@ struct RunArgs {
   std::optional<int64_t> workflows;
   bool keep_outputs = false;
   bool no_cache = false;
+  bool no_prefix_cache = false;
   std::string progress = "auto";  // auto | live | lines | off
 };
 int run_command(const RunArgs& args);

@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--workflows", run.workflows, "Run only the first N workflows");
   run_cmd->add_flag("--keep-outputs", run.keep_outputs, "Store generated texts under /outputs");
   run_cmd->add_flag("--no-cache", run.no_cache, "Expand without the flow cache");
+  run_cmd->add_flag("--no-prefix-cache", run.no_prefix_cache,
+                    "Compute every prompt in full (for measuring the prefix cache)");
   run_cmd->add_option("--progress", run.progress, "auto | live | lines | off")
       ->check(CLI::IsMember({"auto", "live", "lines", "off"}));
 

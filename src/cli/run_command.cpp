@@ -111,7 +111,8 @@ int run_command(const RunArgs& args) {
   rep.attrs.extra["fixture_files"] = std::to_string(expansion.job.fixture_files);
   rep.attrs.extra["layout"] = flow::layout_name(expansion.job.layout);
 
-  const engine::EngineOptions eopts = engine_options_for(job);
+  engine::EngineOptions eopts = engine_options_for(job);
+  if (args.no_prefix_cache) eopts.prefix_cache = false;
   rep.attrs.model = eopts.model;
   std::unique_ptr<engine::Engine> eng = phases.time("engine_preload", [&] {
     auto e = engine::make_engine(eopts);
@@ -123,6 +124,7 @@ int run_command(const RunArgs& args) {
   rep.attrs.extra["backend"] = info.backend;
   rep.attrs.extra["kv_blocks"] = std::to_string(info.kv_blocks);
   rep.attrs.extra["block_size"] = std::to_string(info.block_size);
+  rep.attrs.extra["prefix_cache"] = eopts.prefix_cache ? "on" : "off";
   std::printf("[engine] %s on %s: %d KV blocks x %d tokens, context %d (preload %.2f s)\n",
               info.model_name.c_str(), info.device.c_str(), info.kv_blocks, info.block_size,
               info.context_length, rep.phases.back().duration_s);

@@ -113,6 +113,34 @@ std::string cache_key(const FlowTemplate& tmpl, const FixtureTree& tree,
   return h.finish_hex();
 }
 
+// The fast key: what the raw inputs are, before any parsing. It covers the job file's bytes (every
+// key of the job), the command-line workflow count, the raw template and suite bytes and the
+// fixture files' content hashes as the manifest vouches for them. Equal fast keys imply equal
+// content keys, so a hit can skip parsing and validating the template and suite (those were
+// checked when the entry was built). A reformatted template changes only the fast key: that run
+// takes the full path, finds the entry by its content key and records the new alias.
+std::string fast_key(const JobSpec& spec, const FixtureTree& tree,
+                     const std::vector<std::optional<std::string>>& hashes,
+                     const std::string& template_bytes, const std::string& suite_bytes) {
+  Sha256 h;
+  h.update_field(kExpanderVersion);
+  h.update_field("fast");
+  h.update_field(spec.job_sha256);
+  h.update_field(std::to_string(spec.workflows));
+  h.update_field(template_bytes);
+  h.update_field(suite_bytes);
+  h.update_field(std::to_string(tree.files.size()));
+  for (std::size_t i = 0; i < tree.files.size(); ++i) {
+    h.update_field(tree.files[i].path);
+    h.update_field(*hashes[i]);
+  }
+  return h.finish_hex();
+}
+
+fs::path alias_path(const FlowCache& cache, const std::string& fast) {
+  return cache.dir() / ("alias-" + fast + ".key");
+}
+
 void add_warning(std::optional<std::string>& warning, const std::string& text) {
   warning = detail::one_line(warning ? *warning + "; " + text : text);
 }
@@ -123,6 +151,64 @@ ExpansionResult expand_job(const JobSpec& spec, FlowCache* cache) {
   const auto t0 = Clock::now();
   ExpansionResult result;
   const std::string job_file = spec.path.string();
+
+  const int64_t listed_at_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count();
+  const FixtureTree tree = list_fixture_tree(spec.fixtures, spec.fixture_include);
+  const std::size_t n = tree.files.size();
+  std::vector<std::optional<std::string>> hashes(n), contents(n);
+  fs::path manifest_path;
+  bool manifest_complete = false;
+  if (cache) {
+    manifest_path = cache->manifest_path(spec.fixtures, spec.fixture_include);
+    const auto manifest = read_manifest(manifest_path);
+    manifest_complete = true;
+    for (std::size_t i = 0; i < n; ++i) {
+      auto it = manifest.find(tree.files[i].path);
+      if (it != manifest.end() && it->second.size == tree.files[i].size &&
+          it->second.mtime_ns == tree.files[i].mtime_ns)
+        hashes[i] = it->second.sha256;
+      else
+        manifest_complete = false;
+    }
+  }
+  // Fast path: every fixture file vouched for by the manifest and an alias recorded for these
+  // exact raw inputs -> load the entry without parsing anything but the entry itself.
+  std::optional<std::string> fast;
+  if (cache && manifest_complete) {
+    fast = fast_key(spec, tree, hashes, read_file(spec.flow), read_file(spec.suite));
+    std::error_code ec;
+    const fs::path alias = alias_path(*cache, *fast);
+    if (fs::exists(alias, ec)) {
+      std::string key;
+      try {
+        key = read_file(alias);
+      } catch (const std::exception&) {
+      }
+      if (key.size() == 64 && key.find_first_not_of("0123456789abcdef") == std::string::npos) {
+        FlowCache::Lookup lookup = cache->load(key);
+        if (lookup.warning) add_warning(result.warning, *lookup.warning);
+        if (lookup.job) {
+          result.key = key;
+          result.job = std::move(*lookup.job);
+          result.job.job_name = spec.name;
+          result.hit = true;
+          result.seconds = seconds_between(t0, Clock::now());
+          return result;
+        }
+      }
+    }
+  }
+  auto save_alias = [&] {
+    if (!cache) return;
+    if (!fast) fast = fast_key(spec, tree, hashes, read_file(spec.flow), read_file(spec.suite));
+    try {
+      write_file_atomic(alias_path(*cache, *fast), result.key);
+    } catch (const std::exception& e) {
+      add_warning(result.warning, std::string("cannot write cache alias: ") + e.what());
+    }
+  };
 
   const FlowTemplate tmpl = load_flow_template(spec.flow);
   const TaskSuite suite = load_task_suite(spec.suite);
@@ -150,27 +236,6 @@ ExpansionResult expand_job(const JobSpec& spec, FlowCache* cache) {
     steps.push_back(std::move(s));
   }
 
-  const int64_t listed_at_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count();
-  const FixtureTree tree = list_fixture_tree(spec.fixtures, spec.fixture_include);
-  const std::size_t n = tree.files.size();
-  std::vector<std::optional<std::string>> hashes(n), contents(n);
-  fs::path manifest_path;
-  bool manifest_complete = false;
-  if (cache) {
-    manifest_path = cache->manifest_path(spec.fixtures, spec.fixture_include);
-    const auto manifest = read_manifest(manifest_path);
-    manifest_complete = true;
-    for (std::size_t i = 0; i < n; ++i) {
-      auto it = manifest.find(tree.files[i].path);
-      if (it != manifest.end() && it->second.size == tree.files[i].size &&
-          it->second.mtime_ns == tree.files[i].mtime_ns)
-        hashes[i] = it->second.sha256;
-      else
-        manifest_complete = false;
-    }
-  }
   auto read = [&](std::size_t i) {
     contents[i] = read_fixture_file(tree, tree.files[i]);
     hashes[i] = sha256_hex(*contents[i]);
@@ -198,6 +263,7 @@ ExpansionResult expand_job(const JobSpec& spec, FlowCache* cache) {
       result.job.job_name = spec.name;  // the name does not shape prompts, so it is not keyed
       result.hit = true;
       save_manifest();
+      save_alias();
       result.seconds = seconds_between(t0, Clock::now());
       return result;
     }
@@ -242,6 +308,7 @@ ExpansionResult expand_job(const JobSpec& spec, FlowCache* cache) {
       add_warning(result.warning, std::string("cannot write cache entry: ") + e.what());
     }
     save_manifest();
+    if (!rehashed) save_alias();
   }
   result.seconds = seconds_between(t0, Clock::now());
   return result;
