@@ -1,7 +1,9 @@
 // End-to-end tests of the flowrank binary: exit codes, one-line errors, the flow cache across
 // processes, and the quickstart job on the bundled model.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <chrono>
@@ -48,7 +50,9 @@ class Cli : public ::testing::Test {
     fs::create_directories(dir_);
     env_ = "FLOWRANK_CACHE_DIR=" + (dir_ / "cache").string() + " ";
   }
-  void TearDown() override { if (!HasFailure()) fs::remove_all(dir_); }
+  void TearDown() override {
+    if (!HasFailure()) fs::remove_all(dir_);
+  }
   Result flowrank(const std::string& args) { return sh(env_ + kBin + " " + args); }
   // A small job in dir_: 2 fixture files, a 2-step chained flow, a 3-task suite.
   fs::path write_small_job(const std::string& extra = "") {
@@ -199,4 +203,51 @@ TEST_F(Cli, QuickstartOneWorkflowEndToEnd) {
   std::size_t pos = 0;
   while ((pos = log.out.find("[TARGET]", pos)) != std::string::npos) ++targets, ++pos;
   EXPECT_EQ(targets, 3) << log.out;
+}
+
+// SIGTERM (what Slurm sends at the time limit) stops the run between engine iterations and the
+// report keeps every step finished so far. The signal is sent once the first step has finished,
+// as announced on the progress stream, so nothing here depends on timing.
+TEST_F(Cli, SigtermWritesPartialReport) {
+  const std::string model = kSrc + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  if (!fs::exists(model)) GTEST_SKIP() << "bundled model absent (scripts/fetch-model)";
+  const fs::path out = dir_ / "partial.h5";
+  int pipefd[2];
+  ASSERT_EQ(pipe(pipefd), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(pipefd[1], STDERR_FILENO);
+    close(pipefd[0]);
+    setenv("FLOWRANK_CACHE_DIR", (dir_ / "cache").c_str(), 1);
+    const std::string job = kSrc + "/jobs/quickstart.toml";
+    execl(kBin.c_str(), kBin.c_str(), "run", job.c_str(), "--workflows", "2", "--progress", "live",
+          "--out", out.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(pipefd[1]);
+  std::string err;
+  char c;
+  bool signalled = false;
+  while (read(pipefd[0], &c, 1) == 1) {
+    err += c;
+    // The live line starts "steps N/6" after each iteration that finished a step.
+    if (!signalled && err.find("steps 1/6") != std::string::npos) {
+      kill(pid, SIGTERM);
+      signalled = true;
+    }
+  }
+  close(pipefd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(signalled) << err;
+  ASSERT_TRUE(WIFEXITED(status)) << err;
+  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM) << err;
+  EXPECT_NE(err.find("interrupted (SIGTERM)"), std::string::npos) << err;
+  ASSERT_TRUE(fs::exists(out)) << err;
+  const auto report = flowrank::report::read_report_hdf5(out);
+  EXPECT_GE(report.steps.size(), 1u);
+  EXPECT_LT(report.steps.size(), 6u);
+  EXPECT_EQ(report.attrs.extra.at("status"), "interrupted (SIGTERM)");
+  EXPECT_EQ(report.attrs.extra.at("steps_total"), "6");
 }

@@ -53,6 +53,9 @@ float dot(const float* a, const float* b, int n) {
   return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
+// Query heads per KV head that attention keeps on the stack (GQA groups are 1 to 8 in practice).
+constexpr int kMaxGroup = 64;
+
 float silu(float x) {
   return x / (1.0f + std::exp(-x));
 }
@@ -113,6 +116,8 @@ CpuModelRunner::CpuModelRunner(ModelWeights weights, CpuRunnerOptions options)
   threads_ = options_.threads > 0 ? options_.threads : hw;
   memory_budget_ =
       options_.memory_limit_bytes > 0 ? options_.memory_limit_bytes : cpu_available_memory();
+  // /proc/meminfo unreadable: no basis to refuse; size the pool as if 16 GiB were free.
+  if (memory_budget_ == 0) memory_budget_ = std::size_t{16} << 30;
   const ModelConfig& c = weights_.config;
   if (c.arch != "llama" && c.arch != "olmo2" && c.arch != "qwen2") {
     throw RunError("cpu backend: unsupported architecture '" + c.arch + "'");
@@ -355,6 +360,9 @@ void CpuModelRunner::forward(const ForwardBatch& batch, std::vector<float>& logi
   const int64_t F = c.n_ff;
   const int64_t V = c.n_vocab;
   const int group = c.n_head / c.n_head_kv;
+  if (group > kMaxGroup)
+    throw RunError("cpu backend: " + std::to_string(group) + " query heads per KV head, at most " +
+                   std::to_string(kMaxGroup) + " supported");
 
   // Rows = every new token of every item, in item order.
   std::vector<int32_t> row_item, row_pos, row_tok;
@@ -386,7 +394,11 @@ void CpuModelRunner::forward(const ForwardBatch& batch, std::vector<float>& logi
       row_tok.push_back(tok);
       row_pos.push_back(static_cast<int32_t>(item.start_pos + i));
     }
-    if (item.want_logits && n > 0) logit_rows.push_back(static_cast<int64_t>(row_pos.size()) - 1);
+    if (item.want_logits && n == 0) {
+      throw RunError("cpu backend: item " + std::to_string(it) +
+                     ": logits wanted but no tokens to compute");
+    }
+    if (item.want_logits) logit_rows.push_back(static_cast<int64_t>(row_pos.size()) - 1);
   }
   const int64_t T = static_cast<int64_t>(row_pos.size());
   logits.assign(static_cast<std::size_t>(logit_rows.size() * V), 0.0f);
@@ -458,45 +470,70 @@ void CpuModelRunner::forward(const ForwardBatch& batch, std::vector<float>& logi
       std::memcpy(v_pool_.get() + off, v, sizeof(float) * nkv);
     }
 
-    // Attention, one (row, head) at a time over the row's own past, in position order.
+    // Attention, one (row, KV head) at a time over the row's own past, in position order. The
+    // `group` query heads that share a KV head are done together so each K and V row is read
+    // once for all of them; each head's arithmetic is still the same serial sequence (dot,
+    // exp, accumulate in position order), so results do not depend on the batch.
 #pragma omp parallel num_threads(nt_attention) if (nt_attention > 1)
     {
-      std::vector<float> scores(static_cast<std::size_t>(max_pos) + 1);
-      std::vector<float> acc(static_cast<std::size_t>(hd));
-#pragma omp for schedule(static)
-      for (int64_t job = 0; job < T * c.n_head; ++job) {
-        const int64_t r = job / c.n_head;
-        const int head = static_cast<int>(job % c.n_head);
-        const int kvh = head / group;
+      std::vector<float> scores(static_cast<std::size_t>(group) * (max_pos + 1));
+      std::vector<float> acc(static_cast<std::size_t>(group * hd));
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t job = 0; job < T * c.n_head_kv; ++job) {
+        const int64_t r = job / c.n_head_kv;
+        const int kvh = static_cast<int>(job % c.n_head_kv);
         const ForwardItem& item =
             batch.items[static_cast<std::size_t>(row_item[static_cast<std::size_t>(r)])];
         const int32_t pos = row_pos[static_cast<std::size_t>(r)];
         const int32_t first = sliding ? std::max(0, pos - c.sliding_window + 1) : 0;
-        const float* q = qkv.data() + r * nqkv + head * hd;
-        float mx = -std::numeric_limits<float>::infinity();
-        for (int32_t j = first; j <= pos; ++j) {
-          const int32_t blk = item.block_table[static_cast<std::size_t>(j / block_size_)];
-          const float* kj = k_pool_.get() + static_cast<std::size_t>(blk) * block_floats_ +
-                            static_cast<std::size_t>(il) * layer_floats +
-                            static_cast<std::size_t>(j % block_size_) * nkv + kvh * hd;
-          const float s = dot(q, kj, static_cast<int>(hd)) * scale;
-          scores[static_cast<std::size_t>(j - first)] = s;
-          mx = std::max(mx, s);
+        const int32_t n_ctx = pos - first + 1;
+        const float* q0 = qkv.data() + r * nqkv + static_cast<int64_t>(kvh) * group * hd;
+        const std::size_t head_off =
+            static_cast<std::size_t>(il) * layer_floats + static_cast<std::size_t>(kvh) * hd;
+        // Visits positions [first, pos] block by block: fn(j, offset of row j in the pools).
+        auto for_each_position = [&](auto&& fn) {
+          for (int32_t j = first; j <= pos;) {
+            const int32_t b = j / block_size_;
+            const std::size_t base =
+                static_cast<std::size_t>(item.block_table[static_cast<std::size_t>(b)]) *
+                    block_floats_ +
+                head_off;
+            const int32_t end = std::min(pos, (b + 1) * block_size_ - 1);
+            for (; j <= end; ++j) fn(j, base + static_cast<std::size_t>(j - b * block_size_) * nkv);
+          }
+        };
+        float mx[kMaxGroup];
+        for (int g = 0; g < group; ++g) mx[g] = -std::numeric_limits<float>::infinity();
+        for_each_position([&](int32_t j, std::size_t off) {
+          const float* kj = k_pool_.get() + off;
+          for (int g = 0; g < group; ++g) {
+            const float sc = dot(q0 + g * hd, kj, static_cast<int>(hd)) * scale;
+            scores[static_cast<std::size_t>(g) * n_ctx + (j - first)] = sc;
+            mx[g] = std::max(mx[g], sc);
+          }
+        });
+        float sum[kMaxGroup];
+        for (int g = 0; g < group; ++g) {
+          sum[g] = 0.0f;
+          float* sg = scores.data() + static_cast<std::size_t>(g) * n_ctx;
+          for (int32_t i = 0; i < n_ctx; ++i) sg[i] = std::exp(sg[i] - mx[g]);
         }
-        float sum = 0.0f;
         std::fill(acc.begin(), acc.end(), 0.0f);
-        for (int32_t j = first; j <= pos; ++j) {
-          const float e = std::exp(scores[static_cast<std::size_t>(j - first)] - mx);
-          sum += e;
-          const int32_t blk = item.block_table[static_cast<std::size_t>(j / block_size_)];
-          const float* vj = v_pool_.get() + static_cast<std::size_t>(blk) * block_floats_ +
-                            static_cast<std::size_t>(il) * layer_floats +
-                            static_cast<std::size_t>(j % block_size_) * nkv + kvh * hd;
-          for (int64_t d = 0; d < hd; ++d) acc[static_cast<std::size_t>(d)] += e * vj[d];
+        for_each_position([&](int32_t j, std::size_t off) {
+          const float* __restrict vj = v_pool_.get() + off;
+          for (int g = 0; g < group; ++g) {
+            const float e = scores[static_cast<std::size_t>(g) * n_ctx + (j - first)];
+            sum[g] += e;
+            float* __restrict ag = acc.data() + static_cast<std::size_t>(g) * hd;
+            for (int64_t d = 0; d < hd; ++d) ag[d] += e * vj[d];
+          }
+        });
+        for (int g = 0; g < group; ++g) {
+          float* out = att.data() + r * nq + (static_cast<int64_t>(kvh) * group + g) * hd;
+          const float inv = 1.0f / sum[g];
+          const float* ag = acc.data() + static_cast<std::size_t>(g) * hd;
+          for (int64_t d = 0; d < hd; ++d) out[d] = ag[d] * inv;
         }
-        float* out = att.data() + r * nq + head * hd;
-        const float inv = 1.0f / sum;
-        for (int64_t d = 0; d < hd; ++d) out[d] = acc[static_cast<std::size_t>(d)] * inv;
       }
     }
 

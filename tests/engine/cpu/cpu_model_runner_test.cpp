@@ -281,8 +281,9 @@ TEST_F(SmolLmRunnerTest, LogitsAreBitwiseIndependentOfBatchChunkingAndPrefixCach
     auto out = step(*runner_, alloc, {&a}, {13});
     EXPECT_TRUE(bitwise_equal(out[0].data(), ref[0].data(), vocab)) << "partial prefix cache";
     a.tokens.push_back(decode[0]);
-    out = step(*runner_, alloc, {&a, &other}, {1, 0});
-    EXPECT_TRUE(bitwise_equal(out[0].data(), ref[1].data(), vocab)) << "decode after cache hit";
+    other.tokens.push_back(99);
+    out = step(*runner_, alloc, {&other, &a}, {1, 1});
+    EXPECT_TRUE(bitwise_equal(out[1].data(), ref[1].data(), vocab)) << "decode after cache hit";
   }
 }
 
@@ -329,6 +330,19 @@ TEST_F(SmolLmRunnerTest, OnlyItemsWantingLogitsGetThem) {
   std::vector<float> logits;
   runner_->forward(batch, logits);
   EXPECT_EQ(logits.size(), static_cast<std::size_t>(runner_->config().n_vocab));
+}
+
+TEST_F(SmolLmRunnerTest, LogitsWithoutTokensIsRunError) {
+  std::vector<int32_t> none, blocks = {3};
+  ForwardBatch batch;
+  batch.items.push_back(ForwardItem{none, 0, blocks, true});
+  std::vector<float> logits;
+  try {
+    runner_->forward(batch, logits);
+    FAIL() << "expected RunError";
+  } catch (const RunError& e) {
+    EXPECT_STREQ(e.what(), "cpu backend: item 0: logits wanted but no tokens to compute");
+  }
 }
 
 TEST_F(SmolLmRunnerTest, BlockTableTooShortIsRunError) {
