@@ -54,6 +54,7 @@ struct BenchArgs {
   std::vector<int32_t> gen_tokens{64};
   std::vector<int32_t> batch{1, 16};
   int32_t threads = 0;
+  bool no_batch_invariance = false;
   std::string format = "table";  // table | json
 };
 int bench_command(const BenchArgs& args);

@@ -91,6 +91,7 @@ int bench_command(const BenchArgs& args) {
   o.device = args.device;
   o.threads = args.threads;
   o.prefix_cache = false;  // every prompt is computed in full
+  o.batch_invariant = !args.no_batch_invariance;
   o.max_seqs = std::max(64, *std::max_element(args.batch.begin(), args.batch.end()));
   const auto t0 = Clock::now();
   auto eng = engine::make_engine(o);
@@ -146,6 +147,7 @@ int bench_command(const BenchArgs& args) {
     j["backend"] = info.backend;
     j["device"] = info.device;
     j["preload_s"] = preload_s;
+    j["batch_invariant"] = o.batch_invariant;
     for (const auto& r : rows)
       j["results"].push_back({{"test", r.test},
                               {"batch", r.batch},
@@ -155,11 +157,12 @@ int bench_command(const BenchArgs& args) {
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  std::printf("| model | backend | device | test | batch | tokens | t/s |\n");
-  std::printf("|---|---|---|---|---:|---:|---:|\n");
+  const char* invariant = o.batch_invariant ? "yes" : "no";
+  std::printf("| model | backend | device | batch-invariant | test | batch | tokens | t/s |\n");
+  std::printf("|---|---|---|---|---|---:|---:|---:|\n");
   for (const auto& r : rows)
-    std::printf("| %s | %s | %s | %s | %d | %lld | %.1f |\n", info.model_name.c_str(),
-                info.backend.c_str(), info.device.c_str(), r.test.c_str(), r.batch,
+    std::printf("| %s | %s | %s | %s | %s | %d | %lld | %.1f |\n", info.model_name.c_str(),
+                info.backend.c_str(), info.device.c_str(), invariant, r.test.c_str(), r.batch,
                 static_cast<long long>(r.tokens), r.tps());
   std::printf("\npreload: %.2f s\n", preload_s);
   return 0;

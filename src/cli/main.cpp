@@ -74,6 +74,8 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("-n,--gen-tokens", bench.gen_tokens, "Generation lengths")->delimiter(',');
   bench_cmd->add_option("-b,--batch", bench.batch, "Concurrent sequences")->delimiter(',');
   bench_cmd->add_option("-t,--threads", bench.threads, "CPU threads (0 = all cores)");
+  bench_cmd->add_flag("--no-batch-invariance", bench.no_batch_invariance,
+                      "Let GEMM shapes follow the batch (faster, results depend on the batch)");
   bench_cmd->add_option("--format", bench.format, "table | json")
       ->check(CLI::IsMember({"table", "json"}));
 

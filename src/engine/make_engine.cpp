@@ -32,6 +32,7 @@ std::unique_ptr<Engine> make_engine(const EngineOptions& options) {
   info.model_name = weights.config.name;
   CpuRunnerOptions runner_options;
   runner_options.threads = options.threads;
+  if (!options.batch_invariant) runner_options.gemm_tile_rows = 0;
   auto runner = std::make_unique<CpuModelRunner>(std::move(weights), runner_options);
   return std::make_unique<LlmEngine>(std::move(runner), std::move(tokenizer), options, info);
 }

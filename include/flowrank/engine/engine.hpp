@@ -48,10 +48,10 @@ struct RequestTiming {
 
 struct Completion {
   uint64_t id = 0;
-  std::string text;              // generated text (stop string removed)
-  std::vector<int32_t> tokens;   // generated token ids
+  std::string text;             // generated text (stop string removed)
+  std::vector<int32_t> tokens;  // generated token ids
   int32_t prompt_tokens = 0;
-  int32_t cached_tokens = 0;     // prompt tokens served from the prefix cache (not recomputed)
+  int32_t cached_tokens = 0;  // prompt tokens served from the prefix cache (not recomputed)
   int32_t decode_tokens = 0;
   int32_t preemptions = 0;
   FinishReason finish = FinishReason::kLength;
@@ -59,10 +59,10 @@ struct Completion {
 };
 
 struct EngineInfo {
-  std::string backend;      // "cpu", "cuda"
-  std::string device;       // e.g. "cpu (2 threads)", "NVIDIA H200"
-  std::string model;        // path or dummy:<shape>
-  std::string model_name;   // from metadata
+  std::string backend;     // "cpu", "cuda"
+  std::string device;      // e.g. "cpu (2 threads)", "NVIDIA H200"
+  std::string model;       // path or dummy:<shape>
+  std::string model_name;  // from metadata
   int32_t context_length = 0;
   int32_t kv_blocks = 0;
   int32_t block_size = 0;
@@ -89,11 +89,14 @@ struct EngineOptions {
   std::string tokenizer_model;  // GGUF whose tokenizer a dummy model uses (default: bundled)
   std::string device = "auto";  // auto | cpu | cuda
   int32_t block_size = 16;
-  int32_t kv_blocks = 0;        // 0 = size from memory / context
+  int32_t kv_blocks = 0;  // 0 = size from memory / context
   int32_t max_batch_tokens = 2048;
   int32_t max_seqs = 64;
   bool prefix_cache = true;
-  int32_t threads = 0;          // 0 = all cores
+  int32_t threads = 0;  // 0 = all cores
+  // Bitwise-identical logits whatever shares a sequence's batch (CPU: fixed-shape GEMM tiles).
+  // Off only to measure what it costs.
+  bool batch_invariant = true;
 };
 
 // Picks the backend for options.device ("auto": CUDA when built and a GPU exists, else CPU).

@@ -203,8 +203,21 @@ std::size_t CpuModelRunner::f32_weight_bytes() const {
   return n * sizeof(float);
 }
 
+void CpuModelRunner::check_weights_fit() const {
+  const std::size_t weight_bytes = f32_weight_bytes();
+  if (weight_bytes > memory_budget_) {
+    std::ostringstream msg;
+    msg.precision(3);
+    msg << "out of memory: model " << weights_.source << " needs " << weight_bytes / kGiB
+        << " GiB as f32, " << memory_budget_ / kGiB << " GiB available";
+    throw RunError(msg.str());
+  }
+}
+
 int32_t CpuModelRunner::max_kv_blocks(int32_t block_size) const {
   const ModelConfig& c = weights_.config;
+  check_weights_fit();  // say why there is no room, rather than "0 blocks"
+
   const double block_bytes = 2.0 * block_size * c.n_layer * c.n_head_kv * c.head_dim * 4.0;
   const double budget =
       static_cast<double>(memory_budget_) * 0.5 - static_cast<double>(f32_weight_bytes());
@@ -226,13 +239,7 @@ void CpuModelRunner::preload(int32_t num_blocks, int32_t block_size) {
   const std::size_t block_floats =
       static_cast<std::size_t>(block_size) * c.n_layer * c.n_head_kv * c.head_dim;
   const std::size_t pool_bytes = 2 * block_floats * sizeof(float) * num_blocks;
-  if (weight_bytes > memory_budget_) {
-    std::ostringstream msg;
-    msg.precision(3);
-    msg << "out of memory: model needs " << weight_bytes / kGiB << " GiB as f32, "
-        << memory_budget_ / kGiB << " GiB available";
-    throw RunError(msg.str());
-  }
+  check_weights_fit();
   if (weight_bytes + pool_bytes > memory_budget_) {
     std::ostringstream msg;
     msg.precision(3);

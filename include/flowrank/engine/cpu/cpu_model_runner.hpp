@@ -61,6 +61,11 @@ class CpuModelRunner final : public ModelRunner {
   std::size_t f32_weight_bytes() const;
 
  private:
+  // Throws RunError("out of memory: model ... needs N GiB as f32, M GiB available").
+  void check_weights_fit() const;
+
+ public:
+ private:
   struct Layer {
     std::vector<float> wqkv;  // [n_q + 2 n_kv][n_embd]: q, k, v projections stacked
     std::vector<float> bqkv;  // empty unless qkv_bias
