@@ -87,27 +87,33 @@ FixtureTree list_fixture_tree(const fs::path& root, const std::vector<std::strin
   std::vector<bool> glob_used(include.size(), false);
   fs::recursive_directory_iterator it(root, fs::directory_options::none, ec);
   if (ec) throw InputError(where, "cannot list: " + ec.message());
+  // Relative paths by cutting the root's prefix off the native string, and one lstat per entry:
+  // listing runs on every cache hit, where path-object arithmetic and repeated stats showed up.
+  const std::string& root_text = root.native();
+  const std::size_t prefix =
+      root_text.size() + (root_text.empty() || root_text.back() == '/' ? 0 : 1);
   for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) throw InputError(where, "cannot list: " + ec.message());
-    const fs::directory_entry& entry = *it;
-    const std::string rel = entry.path().lexically_relative(root).generic_string();
-    if (entry.is_symlink(ec)) {
-      const fs::path target = fs::canonical(entry.path(), ec);
-      if (ec) throw InputError(entry.path().string(), "dangling symlink");
+    const fs::path& path = it->path();
+    struct ::stat st {};
+    if (::lstat(path.c_str(), &st) != 0)
+      throw InputError(path.string(), std::string("cannot stat: ") + std::strerror(errno));
+    if (S_ISLNK(st.st_mode)) {
+      const fs::path target = fs::canonical(path, ec);
+      if (ec) throw InputError(path.string(), "dangling symlink");
       if (!inside(real_root, target))
-        throw InputError(entry.path().string(),
+        throw InputError(path.string(),
                          "symlink points outside the fixture directory (" + target.string() + ")");
-      if (!fs::is_regular_file(target, ec)) continue;  // linked directories are not descended
-    } else if (!entry.is_regular_file(ec)) {
+      if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+        continue;  // linked directories are not descended
+    } else if (!S_ISREG(st.st_mode)) {
       continue;
     }
+    const std::string rel = path.native().substr(prefix);
     bool selected = include.empty();
     for (std::size_t g = 0; g < include.size(); ++g)
       if (glob_match(include[g], rel)) selected = glob_used[g] = true;
     if (!selected) continue;
-    struct ::stat st {};
-    if (::stat(entry.path().c_str(), &st) != 0)
-      throw InputError(entry.path().string(), std::string("cannot stat: ") + std::strerror(errno));
     tree.files.push_back(
         {rel, static_cast<uint64_t>(st.st_size),
          static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec});
