@@ -82,7 +82,7 @@ fs::path FlowCache::manifest_path(const fs::path& fixture_root,
   Sha256 h;
   h.update_field(real.string());
   for (const auto& g : include) h.update_field(g);
-  return dir_ / ("fixtures-" + h.finish_hex() + ".manifest.json");
+  return dir_ / ("fixtures-" + h.finish_hex() + ".manifest");
 }
 
 FlowCache::Lookup FlowCache::load(const std::string& key) const {
