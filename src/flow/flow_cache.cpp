@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "flowrank/common/bytes.hpp"
 #include "flowrank/common/error.hpp"
 #include "flowrank/common/files.hpp"
 #include "flowrank/common/hash.hpp"
@@ -19,7 +20,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::string_view kEntryMagic = "flowrank-flow-cache 3";
+constexpr std::string_view kEntryMagic = "flowrank-flow-cache 4";
 // Integrity checksum of the payload, re-verified on every hit: CRC-32 catches accidental
 // corruption (truncation is caught by the byte count) at a fraction of SHA-256's cost.
 constexpr std::string_view kSumTag = " crc32=";
@@ -38,18 +39,6 @@ json sampling_json(const StepSampling& s) {
               {"seed", s.seed},
               {"stop", s.stop},
               {"ignore_eos", s.ignore_eos}};
-}
-
-StepSampling sampling_from(const json& j) {
-  StepSampling s;
-  s.max_tokens = j.at("max_tokens").get<int32_t>();
-  s.temperature = j.at("temperature").get<float>();
-  s.top_p = j.at("top_p").get<float>();
-  s.top_k = j.at("top_k").get<int32_t>();
-  s.seed = j.at("seed").get<uint64_t>();
-  s.stop = j.at("stop").get<std::vector<std::string>>();
-  s.ignore_eos = j.at("ignore_eos").get<bool>();
-  return s;
 }
 
 }  // namespace
@@ -135,93 +124,126 @@ void FlowCache::store(const std::string& key, const ExpandedJob& job) const {
   write_file_atomic(entry_path(key), bytes);
 }
 
+// Binary, not JSON: a cache hit parses this on every run, and nlohmann's parser cost more than
+// reading and checking the whole entry. Step lists are stored once and named by index (every
+// workflow of a job runs the same template); the fixture text, most of the bytes, is stored once.
+namespace {
+constexpr char kJobMagic[4] = {'F', 'R', 'X', 'J'};
+constexpr uint8_t kJobVersion = 1;
+
+void write_sampling(ByteWriter& w, const StepSampling& s) {
+  w.i32(s.max_tokens);
+  w.f32(s.temperature);
+  w.f32(s.top_p);
+  w.i32(s.top_k);
+  w.u64(s.seed);
+  w.count(s.stop.size());
+  for (const auto& stop : s.stop) w.str(stop);
+  w.u8(s.ignore_eos ? 1 : 0);
+}
+
+StepSampling read_sampling(ByteReader& r) {
+  StepSampling s;
+  s.max_tokens = r.i32();
+  s.temperature = r.f32();
+  s.top_p = r.f32();
+  s.top_k = r.i32();
+  s.seed = r.u64();
+  s.stop.resize(r.count(4));
+  for (auto& stop : s.stop) stop = r.str();
+  s.ignore_eos = r.u8() != 0;
+  return s;
+}
+
+bool same_steps(const std::vector<StepSpec>& a, const std::vector<StepSpec>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i].name != b[i].name || a[i].instruction != b[i].instruction || a[i].uses != b[i].uses ||
+        detail::sampling_canonical(a[i].sampling) != detail::sampling_canonical(b[i].sampling))
+      return false;
+  return true;
+}
+}  // namespace
+
 std::string serialize_expanded_job(const ExpandedJob& job) {
-  // Steps are written once per distinct list (in practice one: every workflow runs the same
-  // template); each workflow names its list by index. 25 copies of the instructions made the
-  // payload, and a hit's parse, several times larger.
-  std::vector<json> step_lists;
-  json wfs = json::array();
-  for (const Workflow& wf : job.workflows) {
-    json steps = json::array();
-    for (const StepSpec& s : wf.steps)
-      steps.push_back({{"name", s.name},
-                       {"instruction", s.instruction},
-                       {"uses", s.uses},
-                       {"sampling", sampling_json(s.sampling)}});
-    auto it = std::find(step_lists.begin(), step_lists.end(), steps);
-    const std::size_t list = static_cast<std::size_t>(it - step_lists.begin());
-    if (it == step_lists.end()) step_lists.push_back(std::move(steps));
-    wfs.push_back(
-        {{"index", wf.index}, {"task_id", wf.task_id}, {"task", wf.task}, {"steps", list}});
+  std::vector<const std::vector<StepSpec>*> lists;
+  std::vector<uint32_t> list_of(job.workflows.size());
+  for (std::size_t w = 0; w < job.workflows.size(); ++w) {
+    const auto& steps = job.workflows[w].steps;
+    std::size_t l = 0;
+    while (l < lists.size() && !same_steps(*lists[l], steps)) ++l;
+    if (l == lists.size()) lists.push_back(&steps);
+    list_of[w] = static_cast<uint32_t>(l);
   }
-  // The fixture text (most of the bytes) follows the JSON raw, after one newline: escaping and
-  // lexing 120 KB of code through JSON made a cache hit cost as much as a miss.
-  const json j{{"job_name", job.job_name},
-               {"layout", job.layout == PromptLayout::kSeed ? "seed" : "context-first"},
-               {"chat", job.chat},
-               {"input", job.input},
-               {"fixture_text_bytes", job.fixture_text.size()},
-               {"fixture_bytes", job.fixture_bytes},
-               {"fixture_files", job.fixture_files},
-               {"step_lists", step_lists},
-               {"workflows", wfs}};
-  std::string out = j.dump();  // compact: no raw newline inside
-  out += '\n';
-  out += job.fixture_text;
-  return out;
+  ByteWriter out("expanded job");
+  out.raw(kJobMagic, sizeof kJobMagic);
+  out.u8(kJobVersion);
+  out.str(job.job_name);
+  out.u8(job.layout == PromptLayout::kSeed ? 0 : 1);
+  out.u8(job.chat ? 1 : 0);
+  out.str(job.input);
+  out.str(job.fixture_text);
+  out.u64(job.fixture_bytes);
+  out.u32(job.fixture_files);
+  out.count(lists.size());
+  for (const auto* steps : lists) {
+    out.count(steps->size());
+    for (const StepSpec& s : *steps) {
+      out.str(s.name);
+      out.str(s.instruction);
+      out.count(s.uses.size());
+      for (int32_t u : s.uses) out.i32(u);
+      write_sampling(out, s.sampling);
+    }
+  }
+  out.count(job.workflows.size());
+  for (std::size_t w = 0; w < job.workflows.size(); ++w) {
+    const Workflow& wf = job.workflows[w];
+    out.i32(wf.index);
+    out.str(wf.task_id);
+    out.str(wf.task);
+    out.u32(list_of[w]);
+  }
+  return out.take();
 }
 
 ExpandedJob parse_expanded_job(std::string_view bytes) {
-  try {
-    const std::size_t nl = bytes.find('\n');
-    if (nl == std::string_view::npos) throw std::runtime_error("no fixture text section");
-    const json j = json::parse(bytes.substr(0, nl));
-    ExpandedJob job;
-    job.job_name = j.at("job_name").get<std::string>();
-    const std::string layout = j.at("layout").get<std::string>();
-    if (layout == "seed")
-      job.layout = PromptLayout::kSeed;
-    else if (layout == "context-first")
-      job.layout = PromptLayout::kContextFirst;
-    else
-      throw std::runtime_error("unknown layout " + layout);
-    job.chat = j.at("chat").get<bool>();
-    job.input = j.at("input").get<std::string>();
-    const std::string_view text = bytes.substr(nl + 1);
-    if (text.size() != j.at("fixture_text_bytes").get<std::size_t>())
-      throw std::runtime_error("fixture text has " + std::to_string(text.size()) +
-                               " bytes, expected " +
-                               std::to_string(j.at("fixture_text_bytes").get<std::size_t>()));
-    job.fixture_text = std::string(text);
-    job.fixture_bytes = j.at("fixture_bytes").get<uint64_t>();
-    job.fixture_files = j.at("fixture_files").get<uint32_t>();
-    std::vector<std::vector<StepSpec>> step_lists;
-    for (const json& list : j.at("step_lists")) {
-      std::vector<StepSpec> steps;
-      for (const json& s : list) {
-        StepSpec step;
-        step.name = s.at("name").get<std::string>();
-        step.instruction = s.at("instruction").get<std::string>();
-        step.uses = s.at("uses").get<std::vector<int32_t>>();
-        step.sampling = sampling_from(s.at("sampling"));
-        steps.push_back(std::move(step));
-      }
-      step_lists.push_back(std::move(steps));
+  ByteReader r(bytes, "expanded job");
+  if (r.take(sizeof kJobMagic) != std::string_view(kJobMagic, sizeof kJobMagic))
+    r.fail("not an expanded job");
+  if (r.u8() != kJobVersion) r.fail("unknown version");
+  ExpandedJob job;
+  job.job_name = r.str();
+  const uint8_t layout = r.u8();
+  if (layout > 1) r.fail("unknown layout");
+  job.layout = layout == 0 ? PromptLayout::kSeed : PromptLayout::kContextFirst;
+  job.chat = r.u8() != 0;
+  job.input = r.str();
+  job.fixture_text = r.str();
+  job.fixture_bytes = r.u64();
+  job.fixture_files = r.u32();
+  std::vector<std::vector<StepSpec>> lists(r.count(4));
+  for (auto& steps : lists) {
+    steps.resize(r.count(8));
+    for (StepSpec& s : steps) {
+      s.name = r.str();
+      s.instruction = r.str();
+      s.uses.resize(r.count(4));
+      for (int32_t& u : s.uses) u = r.i32();
+      s.sampling = read_sampling(r);
     }
-    for (const json& w : j.at("workflows")) {
-      Workflow wf;
-      wf.index = w.at("index").get<int32_t>();
-      wf.task_id = w.at("task_id").get<std::string>();
-      wf.task = w.at("task").get<std::string>();
-      const auto list = w.at("steps").get<std::size_t>();
-      if (list >= step_lists.size()) throw std::runtime_error("workflow names a missing step list");
-      wf.steps = step_lists[list];
-      job.workflows.push_back(std::move(wf));
-    }
-    return job;
-  } catch (const json::exception& e) {
-    throw std::runtime_error(e.what());
   }
+  job.workflows.resize(r.count(16));
+  for (Workflow& wf : job.workflows) {
+    wf.index = r.i32();
+    wf.task_id = r.str();
+    wf.task = r.str();
+    const uint32_t list = r.u32();
+    if (list >= lists.size()) r.fail("workflow names a missing step list");
+    wf.steps = lists[list];
+  }
+  if (!r.done()) r.fail("trailing bytes");
+  return job;
 }
 
 }  // namespace flowrank::flow

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <limits>
 
+#include "flowrank/common/bytes.hpp"
 #include "flowrank/common/error.hpp"
 
 namespace flowrank::report {
@@ -11,92 +12,6 @@ namespace flowrank::report {
 namespace {
 
 constexpr char kMagic[4] = {'F', 'R', 'R', 'B'};
-
-class ByteWriter {
- public:
-  void u8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
-  void u32(uint32_t v) {
-    for (int i = 0; i < 4; ++i) u8(static_cast<uint8_t>(v >> (8 * i)));
-  }
-  void u64(uint64_t v) {
-    for (int i = 0; i < 8; ++i) u8(static_cast<uint8_t>(v >> (8 * i)));
-  }
-  void i32(int32_t v) { u32(static_cast<uint32_t>(v)); }
-  void f64(double v) { u64(std::bit_cast<uint64_t>(v)); }
-  void count(size_t n) {
-    if (n > std::numeric_limits<uint32_t>::max())
-      throw RunError("record bytes: more than 2^32-1 records or bytes in one field");
-    u32(static_cast<uint32_t>(n));
-  }
-  void str(const std::string& s) {
-    count(s.size());
-    out_ += s;
-  }
-  void raw(const char* p, size_t n) { out_.append(p, n); }
-  std::string take() { return std::move(out_); }
-
- private:
-  std::string out_;
-};
-
-class ByteReader {
- public:
-  explicit ByteReader(std::string_view in) : in_(in) {}
-  [[noreturn]] void fail(const std::string& problem) const {
-    throw RunError("record bytes: " + problem + " at byte " + std::to_string(at_));
-  }
-  void need(size_t n) const {
-    if (in_.size() - at_ < n) fail("truncated");
-  }
-  uint8_t u8() {
-    need(1);
-    return static_cast<uint8_t>(in_[at_++]);
-  }
-  uint32_t u32() {
-    need(4);
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i)
-      v |= static_cast<uint32_t>(static_cast<uint8_t>(in_[at_ + i])) << (8 * i);
-    at_ += 4;
-    return v;
-  }
-  uint64_t u64() {
-    need(8);
-    uint64_t v = 0;
-    for (int i = 0; i < 8; ++i)
-      v |= static_cast<uint64_t>(static_cast<uint8_t>(in_[at_ + i])) << (8 * i);
-    at_ += 8;
-    return v;
-  }
-  int32_t i32() { return static_cast<int32_t>(u32()); }
-  double f64() { return std::bit_cast<double>(u64()); }
-  std::string str() {
-    const uint32_t n = u32();
-    need(n);
-    std::string s(in_.substr(at_, n));
-    at_ += n;
-    return s;
-  }
-  // A record count, checked against the bytes left so that garbage cannot make us allocate
-  // gigabytes: every record takes at least `min_record_bytes`.
-  size_t count(size_t min_record_bytes) {
-    const uint32_t n = u32();
-    if (static_cast<uint64_t>(n) * min_record_bytes > in_.size() - at_)
-      fail("count " + std::to_string(n) + " exceeds the data");
-    return n;
-  }
-  bool done() const { return at_ == in_.size(); }
-  std::string_view take(size_t n) {
-    need(n);
-    std::string_view v = in_.substr(at_, n);
-    at_ += n;
-    return v;
-  }
-
- private:
-  std::string_view in_;
-  size_t at_ = 0;
-};
 
 // Smallest encoded size of each record (empty strings): the bound used by ByteReader::count.
 constexpr size_t kMinPhaseBytes = 4 + 4 + 8 + 8;
@@ -107,7 +22,7 @@ constexpr size_t kMinOutputBytes = 4 + 4 + 4;
 std::string serialize(const std::vector<PhaseRecord>& phases, const std::vector<StepRecord>& steps,
                       const std::vector<WorkflowRecord>& workflows,
                       const std::map<std::pair<int32_t, int32_t>, std::string>& outputs) {
-  ByteWriter w;
+  ByteWriter w("record bytes");
   w.raw(kMagic, sizeof kMagic);
   w.u8(kRecordBytesVersion);
   w.count(phases.size());
@@ -162,7 +77,7 @@ std::string serialize_records(const RunReport& report) {
 }
 
 RecordBatch deserialize_records(std::string_view bytes) {
-  ByteReader r(bytes);
+  ByteReader r(bytes, "record bytes");
   if (r.take(sizeof kMagic) != std::string_view(kMagic, sizeof kMagic)) r.fail("bad magic");
   const uint8_t version = r.u8();
   if (version != kRecordBytesVersion)
