@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "flow_test_support.hpp"
+#include "flowrank/common/files.hpp"
 #include "flowrank/flow/expand.hpp"
 #include "flowrank/flow/flow_cache.hpp"
 
@@ -108,6 +109,25 @@ TEST_F(ExpandTest, MissThenHitWithoutReadingFixtures) {
 
   // Same key without a cache: the key depends on content only.
   EXPECT_EQ(expand_job(load_job(dir / "job/j.toml"), nullptr).key, first.key);
+}
+
+// A hit on unchanged raw inputs goes through the alias file (raw-input key -> content key). A
+// garbled alias, or one naming no entry, must only cost the full path: still a correct hit, and
+// the alias is rewritten.
+TEST_F(ExpandTest, BadAliasFallsBackToTheContentKey) {
+  const ExpansionResult first = expand();
+  std::vector<fs::path> aliases;
+  for (const auto& e : fs::directory_iterator(dir / "cache"))
+    if (e.path().filename().string().rfind("alias-", 0) == 0) aliases.push_back(e.path());
+  ASSERT_EQ(aliases.size(), 1u);
+  for (const std::string& bad : {std::string("not a key"), std::string(64, 'a'), std::string()}) {
+    write(aliases[0], bad);
+    const ExpansionResult again = expand();
+    EXPECT_TRUE(again.hit) << bad;
+    EXPECT_EQ(again.key, first.key);
+    EXPECT_EQ(again.job.fixture_text, first.job.fixture_text);
+    EXPECT_EQ(read_file(aliases[0]), first.key) << "alias repaired";
+  }
 }
 
 // The real proof that a hit does not read fixture bytes: change a file's bytes but keep its
