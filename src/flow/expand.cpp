@@ -1,6 +1,8 @@
 #include "flowrank/flow/expand.hpp"
 
+#include <sys/stat.h>
 #include <charconv>
+
 #include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -27,12 +29,18 @@ struct ManifestRecord {
 };
 
 // A missing or unreadable manifest is only a lost shortcut: every file gets read and hashed.
-// Format: a header line, then "size<TAB>mtime_ns<TAB>sha256<TAB>path" per file. A line format,
+// Format: a header line, then "F<TAB>size<TAB>mtime_ns<TAB>sha256<TAB>path" per file and, when
+// the whole listing could be vouched for, "D<TAB>mtime_ns<TAB>path" per directory. A line format,
 // not JSON: it is read on every run, and parsing it must stay small next to a cache hit.
-constexpr std::string_view kManifestHeader = "flowrank-fixture-manifest 1";
+constexpr std::string_view kManifestHeader = "flowrank-fixture-manifest 2";
 
-std::map<std::string, ManifestRecord> read_manifest(const fs::path& path) {
-  std::map<std::string, ManifestRecord> out;
+struct Manifest {
+  std::map<std::string, ManifestRecord> files;
+  std::vector<FixtureDir> dirs;  // empty unless the listing itself is vouched for
+};
+
+Manifest read_manifest(const fs::path& path) {
+  Manifest out;
   std::error_code ec;
   if (!fs::exists(path, ec)) return out;
   try {
@@ -45,25 +53,39 @@ std::map<std::string, ManifestRecord> read_manifest(const fs::path& path) {
       rest.remove_prefix(nl + 1);
       return line;
     };
+    auto fields = [](std::string_view line, std::string_view* f, int n) {
+      for (int k = 0; k < n - 1; ++k) {
+        const std::size_t tab = line.find('\t');
+        if (tab == std::string_view::npos) return false;
+        f[k] = line.substr(0, tab);
+        line.remove_prefix(tab + 1);
+      }
+      f[n - 1] = line;
+      return true;
+    };
+    auto number = [](std::string_view t, auto& v) {
+      auto [p, e] = std::from_chars(t.data(), t.data() + t.size(), v);
+      return e == std::errc() && p == t.data() + t.size();
+    };
     auto header = next_line();
     if (!header || header->substr(0, kManifestHeader.size()) != kManifestHeader) return {};
     while (auto line = next_line()) {
-      std::string_view f[4];
-      for (int k = 0; k < 3; ++k) {
-        const std::size_t tab = line->find('\t');
-        if (tab == std::string_view::npos) return {};
-        f[k] = line->substr(0, tab);
-        line->remove_prefix(tab + 1);
-      }
-      f[3] = *line;
-      ManifestRecord rec;
-      auto [p1, e1] = std::from_chars(f[0].data(), f[0].data() + f[0].size(), rec.size);
-      auto [p2, e2] = std::from_chars(f[1].data(), f[1].data() + f[1].size(), rec.mtime_ns);
-      if (e1 != std::errc() || e2 != std::errc() || p1 != f[0].data() + f[0].size() ||
-          p2 != f[1].data() + f[1].size() || f[2].size() != 64 || f[3].empty())
+      std::string_view f[5];
+      if (line->substr(0, 2) == "F\t") {
+        ManifestRecord rec;
+        if (!fields(line->substr(2), f, 4) || !number(f[0], rec.size) ||
+            !number(f[1], rec.mtime_ns) || f[2].size() != 64 || f[3].empty())
+          return {};
+        rec.sha256 = std::string(f[2]);
+        out.files[std::string(f[3])] = std::move(rec);
+      } else if (line->substr(0, 2) == "D\t") {
+        FixtureDir d;
+        if (!fields(line->substr(2), f, 2) || !number(f[0], d.mtime_ns)) return {};
+        d.path = std::string(f[1]);
+        out.dirs.push_back(std::move(d));
+      } else {
         return {};
-      rec.sha256 = std::string(f[2]);
-      out[std::string(f[3])] = std::move(rec);
+      }
     }
   } catch (const std::exception&) {
     return {};
@@ -80,15 +102,55 @@ void write_manifest(const fs::path& path, const FixtureTree& tree,
   std::error_code ec;
   std::string text(kManifestHeader);
   text += '\t' + fs::absolute(tree.root, ec).lexically_normal().string() + '\n';
+  bool all = true;
+  auto vouch = [&](int64_t mtime_ns, const std::string& p) {
+    // A path with a newline cannot be a line: that file is simply re-hashed every run.
+    const bool ok = mtime_ns < listed_at_ns - kRacyWindowNs && p.find('\n') == std::string::npos;
+    all = all && ok;
+    return ok;
+  };
   for (std::size_t i = 0; i < tree.files.size(); ++i) {
     const FixtureFile& f = tree.files[i];
-    // A path with a newline cannot be a line: that file is simply re-hashed every run.
-    if (f.mtime_ns >= listed_at_ns - kRacyWindowNs || f.path.find('\n') != std::string::npos)
-      continue;
-    text += std::to_string(f.size) + '\t' + std::to_string(f.mtime_ns) + '\t' + *hashes[i] + '\t' +
-            f.path + '\n';
+    if (!vouch(f.mtime_ns, f.path)) continue;
+    text += "F\t" + std::to_string(f.size) + '\t' + std::to_string(f.mtime_ns) + '\t' + *hashes[i] +
+            '\t' + f.path + '\n';
   }
+  std::string dirs;
+  for (const FixtureDir& d : tree.dirs)
+    if (vouch(d.mtime_ns, d.path))
+      dirs += "D\t" + std::to_string(d.mtime_ns) + '\t' + d.path + '\n';
+  if (all) text += dirs;  // only a listing vouched for in full may replace listing
   write_file_atomic(path, text);
+}
+
+// The tree as the manifest recorded it, if every directory and file still has its recorded
+// mtime (and size): one stat each instead of walking the tree. Unchanged directory mtimes mean
+// no entry was added, removed or renamed; unchanged file stats mean unchanged files.
+std::optional<FixtureTree> tree_from_manifest(const JobSpec& spec, const Manifest& m) {
+  if (m.dirs.empty() || m.files.empty()) return std::nullopt;
+  struct ::stat st {};
+  auto mtime = [&] {
+    return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+  };
+  const std::string root = spec.fixtures.native();
+  const std::string sep = root.empty() || root.back() == '/' ? "" : "/";
+  for (const FixtureDir& d : m.dirs) {
+    const std::string p = d.path.empty() ? root : root + sep + d.path;
+    if (::lstat(p.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || mtime() != d.mtime_ns)
+      return std::nullopt;
+  }
+  FixtureTree tree;
+  tree.root = spec.fixtures;
+  tree.include = spec.fixture_include;
+  tree.dirs = m.dirs;
+  for (const auto& [path, rec] : m.files) {  // std::map: bytewise path order, as listed
+    const std::string p = root + sep + path;
+    if (::stat(p.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_size) != rec.size ||
+        mtime() != rec.mtime_ns)
+      return std::nullopt;
+    tree.files.push_back({path, rec.size, rec.mtime_ns});
+  }
+  return tree;
 }
 
 std::string cache_key(const FlowTemplate& tmpl, const FixtureTree& tree,
@@ -155,18 +217,25 @@ ExpansionResult expand_job(const JobSpec& spec, FlowCache* cache) {
   const int64_t listed_at_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count();
-  const FixtureTree tree = list_fixture_tree(spec.fixtures, spec.fixture_include);
-  const std::size_t n = tree.files.size();
-  std::vector<std::optional<std::string>> hashes(n), contents(n);
   fs::path manifest_path;
-  bool manifest_complete = false;
+  Manifest manifest;
+  std::optional<FixtureTree> vouched;
   if (cache) {
     manifest_path = cache->manifest_path(spec.fixtures, spec.fixture_include);
-    const auto manifest = read_manifest(manifest_path);
-    manifest_complete = true;
+    manifest = read_manifest(manifest_path);
+    vouched = tree_from_manifest(spec, manifest);
+  }
+  const FixtureTree tree =
+      vouched ? std::move(*vouched) : list_fixture_tree(spec.fixtures, spec.fixture_include);
+  const std::size_t n = tree.files.size();
+  std::vector<std::optional<std::string>> hashes(n), contents(n);
+  // Complete: every file's hash and the listing itself are vouched for (nothing to rewrite).
+  bool manifest_complete = false;
+  if (cache) {
+    manifest_complete = !manifest.dirs.empty();
     for (std::size_t i = 0; i < n; ++i) {
-      auto it = manifest.find(tree.files[i].path);
-      if (it != manifest.end() && it->second.size == tree.files[i].size &&
+      auto it = manifest.files.find(tree.files[i].path);
+      if (it != manifest.files.end() && it->second.size == tree.files[i].size &&
           it->second.mtime_ns == tree.files[i].mtime_ns)
         hashes[i] = it->second.sha256;
       else
@@ -176,7 +245,9 @@ ExpansionResult expand_job(const JobSpec& spec, FlowCache* cache) {
   // Fast path: every fixture file vouched for by the manifest and an alias recorded for these
   // exact raw inputs -> load the entry without parsing anything but the entry itself.
   std::optional<std::string> fast;
-  if (cache && manifest_complete) {
+  bool all_hashed = true;
+  for (const auto& h : hashes) all_hashed = all_hashed && h.has_value();
+  if (cache && all_hashed) {
     fast = fast_key(spec, tree, hashes, read_file(spec.flow), read_file(spec.suite));
     std::error_code ec;
     const fs::path alias = alias_path(*cache, *fast);

@@ -89,6 +89,13 @@ FixtureTree list_fixture_tree(const fs::path& root, const std::vector<std::strin
   if (ec) throw InputError(where, "cannot list: " + ec.message());
   // Relative paths by cutting the root's prefix off the native string, and one lstat per entry:
   // listing runs on every cache hit, where path-object arithmetic and repeated stats showed up.
+  {
+    struct ::stat rst {};
+    if (::stat(root.c_str(), &rst) != 0)
+      throw InputError(where, std::string("cannot stat: ") + std::strerror(errno));
+    tree.dirs.push_back(
+        {"", static_cast<int64_t>(rst.st_mtim.tv_sec) * 1000000000LL + rst.st_mtim.tv_nsec});
+  }
   const std::string& root_text = root.native();
   const std::size_t prefix =
       root_text.size() + (root_text.empty() || root_text.back() == '/' ? 0 : 1);
@@ -106,6 +113,11 @@ FixtureTree list_fixture_tree(const fs::path& root, const std::vector<std::strin
                          "symlink points outside the fixture directory (" + target.string() + ")");
       if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
         continue;  // linked directories are not descended
+    } else if (S_ISDIR(st.st_mode)) {
+      tree.dirs.push_back(
+          {path.native().substr(prefix),
+           static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec});
+      continue;
     } else if (!S_ISREG(st.st_mode)) {
       continue;
     }

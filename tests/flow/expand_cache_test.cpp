@@ -130,6 +130,37 @@ TEST_F(ExpandTest, BadAliasFallsBackToTheContentKey) {
   }
 }
 
+// With the directories old enough too, the manifest vouches for the listing itself (directory
+// mtimes), so a hit stats instead of walking the tree. Adding a file changes its directory's
+// mtime: the next run must list again, see the file and miss.
+TEST_F(ExpandTest, VouchedListingStillSeesAddedAndRemovedFiles) {
+  auto age_dirs = [&] {
+    for (const fs::path& d : {dir / "fx", dir / "fx/sub"}) set_mtime_ns(d, kOldMtime);
+  };
+  age_dirs();
+  const ExpansionResult first = expand();
+  EXPECT_FALSE(first.hit);
+  EXPECT_NE(read_file(cache.manifest_path(dir / "fx", {})).find("\nD\t"), std::string::npos);
+  const ExpansionResult second = expand();
+  EXPECT_TRUE(second.hit);
+  EXPECT_EQ(second.fixture_files_read, 0u);
+
+  write(dir / "fx/sub/new.txt", "delta");
+  set_mtime_ns(dir / "fx/sub/new.txt", kOldMtime + 99);  // an old file moved in
+  const ExpansionResult added = expand();
+  EXPECT_FALSE(added.hit);
+  EXPECT_EQ(added.job.fixture_files, 4u);
+  EXPECT_NE(added.job.fixture_text.find("delta"), std::string::npos);
+
+  age_dirs();
+  (void)expand();  // records the new listing
+  fs::remove(dir / "fx/c.md");
+  const ExpansionResult removed = expand();
+  EXPECT_FALSE(removed.hit);
+  EXPECT_EQ(removed.job.fixture_files, 3u);
+  EXPECT_EQ(removed.job.fixture_text.find("gamma"), std::string::npos);
+}
+
 // The real proof that a hit does not read fixture bytes: change a file's bytes but keep its
 // size and mtime. Reading it would change the key (a miss); a hit serves the recorded text.
 TEST_F(ExpandTest, HitTrustsUnchangedSizeAndMtime) {

@@ -20,10 +20,18 @@ struct FixtureFile {
   int64_t mtime_ns = 0;
 };
 
+// A directory of the tree and its mtime: adding, removing or renaming an entry changes it, so
+// unchanged directory mtimes prove an unchanged file list without listing.
+struct FixtureDir {
+  std::string path;  // relative, '/'-separated; "" is the root
+  int64_t mtime_ns = 0;
+};
+
 struct FixtureTree {
   std::filesystem::path root;        // as given
   std::vector<std::string> include;  // globs; empty = every file
   std::vector<FixtureFile> files;    // sorted bytewise by path
+  std::vector<FixtureDir> dirs;      // every directory descended, root first
 };
 
 // Lists (stats, does not read) the selected files. Symlinks resolving outside the tree are an
