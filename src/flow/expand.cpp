@@ -41,9 +41,7 @@ struct Manifest {
 
 Manifest read_manifest(const fs::path& path) {
   Manifest out;
-  std::error_code ec;
-  if (!fs::exists(path, ec)) return out;
-  try {
+  try {  // a missing manifest throws from read_file: the same lost shortcut
     const std::string text = read_file(path);
     std::string_view rest(text);
     auto next_line = [&]() -> std::optional<std::string_view> {
@@ -183,20 +181,37 @@ std::string cache_key(const FlowTemplate& tmpl, const FixtureTree& tree,
 // takes the full path, finds the entry by its content key and records the new alias.
 std::string fast_key(const JobSpec& spec, const FixtureTree& tree,
                      const std::vector<std::optional<std::string>>& hashes,
-                     const std::string& template_bytes, const std::string& suite_bytes) {
+                     const std::string& template_identity, const std::string& suite_identity) {
   Sha256 h;
   h.update_field(kExpanderVersion);
   h.update_field("fast");
   h.update_field(spec.job_sha256);
   h.update_field(std::to_string(spec.workflows));
-  h.update_field(template_bytes);
-  h.update_field(suite_bytes);
+  h.update_field(template_identity);
+  h.update_field(suite_identity);
   h.update_field(std::to_string(tree.files.size()));
   for (std::size_t i = 0; i < tree.files.size(); ++i) {
     h.update_field(tree.files[i].path);
     h.update_field(*hashes[i]);
   }
   return h.finish_hex();
+}
+
+// What the fast key records of the template or suite: once the file is older than the racy
+// window, its absolute path, size and mtime (the same trust as fixture files: a stat instead of
+// a read and a hash); before that, its bytes.
+std::string input_identity(const fs::path& path, int64_t now_ns) {
+  struct ::stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    const int64_t mtime =
+        static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+    if (mtime < now_ns - kRacyWindowNs) {
+      std::error_code ec;
+      return "stat:" + fs::absolute(path, ec).lexically_normal().string() + '\t' +
+             std::to_string(st.st_size) + '\t' + std::to_string(mtime);
+    }
+  }
+  return "bytes:" + read_file(path);
 }
 
 fs::path alias_path(const FlowCache& cache, const std::string& fast) {
@@ -248,14 +263,13 @@ ExpansionResult expand_job(const JobSpec& spec, FlowCache* cache) {
   bool all_hashed = true;
   for (const auto& h : hashes) all_hashed = all_hashed && h.has_value();
   if (cache && all_hashed) {
-    fast = fast_key(spec, tree, hashes, read_file(spec.flow), read_file(spec.suite));
-    std::error_code ec;
-    const fs::path alias = alias_path(*cache, *fast);
-    if (fs::exists(alias, ec)) {
+    fast = fast_key(spec, tree, hashes, input_identity(spec.flow, listed_at_ns),
+                    input_identity(spec.suite, listed_at_ns));
+    {
       std::string key;
       try {
-        key = read_file(alias);
-      } catch (const std::exception&) {
+        key = read_file(alias_path(*cache, *fast));
+      } catch (const std::exception&) {  // no alias yet: the full path below records one
       }
       if (key.size() == 64 && key.find_first_not_of("0123456789abcdef") == std::string::npos) {
         FlowCache::Lookup lookup = cache->load(key);
@@ -273,7 +287,9 @@ ExpansionResult expand_job(const JobSpec& spec, FlowCache* cache) {
   }
   auto save_alias = [&] {
     if (!cache) return;
-    if (!fast) fast = fast_key(spec, tree, hashes, read_file(spec.flow), read_file(spec.suite));
+    if (!fast)
+      fast = fast_key(spec, tree, hashes, input_identity(spec.flow, listed_at_ns),
+                      input_identity(spec.suite, listed_at_ns));
     try {
       write_file_atomic(alias_path(*cache, *fast), result.key);
     } catch (const std::exception& e) {

@@ -20,7 +20,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::string_view kEntryMagic = "flowrank-flow-cache 4";
+constexpr std::string_view kEntryMagic = "flowrank-flow-cache 5";
 // Integrity checksum of the payload, re-verified on every hit: CRC-32 catches accidental
 // corruption (truncation is caught by the byte count) at a fraction of SHA-256's cost.
 constexpr std::string_view kSumTag = " crc32=";
@@ -60,7 +60,7 @@ fs::path default_cache_dir() {
 }
 
 fs::path FlowCache::entry_path(const std::string& key) const {
-  return dir_ / (key + ".json");
+  return dir_ / (key + ".entry");
 }
 
 fs::path FlowCache::manifest_path(const fs::path& fixture_root,
@@ -108,7 +108,8 @@ FlowCache::Lookup FlowCache::load(const std::string& key) const {
     return corrupt("truncated: " + std::to_string(payload.size()) + " of " + size_text + " bytes");
   if (crc32_hex(payload) != want_sha) return corrupt("checksum mismatch");
   try {
-    result.job = parse_expanded_job(payload);
+    bytes.erase(0, nl + 1);
+    result.job = parse_expanded_job(std::move(bytes));
   } catch (const std::exception& e) {
     return corrupt(std::string("unparsable: ") + e.what());
   }
@@ -182,7 +183,6 @@ std::string serialize_expanded_job(const ExpandedJob& job) {
   out.u8(job.layout == PromptLayout::kSeed ? 0 : 1);
   out.u8(job.chat ? 1 : 0);
   out.str(job.input);
-  out.str(job.fixture_text);
   out.u64(job.fixture_bytes);
   out.u32(job.fixture_files);
   out.count(lists.size());
@@ -204,22 +204,23 @@ std::string serialize_expanded_job(const ExpandedJob& job) {
     out.str(wf.task);
     out.u32(list_of[w]);
   }
+  out.str(job.fixture_text);  // last, so a reader can take it over without a copy
   return out.take();
 }
 
-ExpandedJob parse_expanded_job(std::string_view bytes) {
+namespace {
+// Everything but the fixture text; returns the offset where the text's bytes start and its length.
+std::pair<std::size_t, std::size_t> parse_job_head(std::string_view bytes, ExpandedJob& job) {
   ByteReader r(bytes, "expanded job");
   if (r.take(sizeof kJobMagic) != std::string_view(kJobMagic, sizeof kJobMagic))
     r.fail("not an expanded job");
   if (r.u8() != kJobVersion) r.fail("unknown version");
-  ExpandedJob job;
   job.job_name = r.str();
   const uint8_t layout = r.u8();
   if (layout > 1) r.fail("unknown layout");
   job.layout = layout == 0 ? PromptLayout::kSeed : PromptLayout::kContextFirst;
   job.chat = r.u8() != 0;
   job.input = r.str();
-  job.fixture_text = r.str();
   job.fixture_bytes = r.u64();
   job.fixture_files = r.u32();
   std::vector<std::vector<StepSpec>> lists(r.count(4));
@@ -242,7 +243,28 @@ ExpandedJob parse_expanded_job(std::string_view bytes) {
     if (list >= lists.size()) r.fail("workflow names a missing step list");
     wf.steps = lists[list];
   }
+  const std::size_t len = r.u32();
+  const std::size_t start = r.position();
+  r.take(len);
   if (!r.done()) r.fail("trailing bytes");
+  return {start, len};
+}
+}  // namespace
+
+ExpandedJob parse_expanded_job(std::string_view bytes) {
+  ExpandedJob job;
+  const auto [start, len] = parse_job_head(bytes, job);
+  job.fixture_text = std::string(bytes.substr(start, len));
+  return job;
+}
+
+ExpandedJob parse_expanded_job(std::string&& bytes) {
+  ExpandedJob job;
+  const auto [start, len] = parse_job_head(bytes, job);
+  // The text is the tail of the buffer: keep the buffer rather than copy 100+ KB out of it.
+  bytes.resize(start + len);
+  bytes.erase(0, start);
+  job.fixture_text = std::move(bytes);
   return job;
 }
 

@@ -312,7 +312,7 @@ TEST_F(ExpandTest, SerialisationRoundTrip) {
   EXPECT_EQ(back.workflows[1].steps[1].sampling.top_k, 3);
   EXPECT_TRUE(back.workflows[1].steps[1].sampling.ignore_eos);
   EXPECT_EQ(back.workflows[1].steps[1].sampling.top_p, 0.9f);
-  EXPECT_THROW(parse_expanded_job("{\"job_name\": 1}"), std::runtime_error);
+  EXPECT_THROW(parse_expanded_job(std::string_view("{\"job_name\": 1}")), std::runtime_error);
   // Every truncation of a real payload is rejected, never read past its end.
   const std::string bytes = serialize_expanded_job(job);
   for (std::size_t n = 0; n < bytes.size(); n += 1 + n / 8)

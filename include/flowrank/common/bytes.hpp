@@ -84,6 +84,7 @@ class ByteReader {
     return n;
   }
   bool done() const { return at_ == in_.size(); }
+  std::size_t position() const { return at_; }
   std::string_view take(std::size_t n) {
     need(n);
     std::string_view v = in_.substr(at_, n);

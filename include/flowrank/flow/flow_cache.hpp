@@ -43,5 +43,7 @@ class FlowCache {
 std::string serialize_expanded_job(const ExpandedJob& job);
 // Throws std::runtime_error on malformed bytes.
 ExpandedJob parse_expanded_job(std::string_view bytes);
+// The same, taking over `bytes` for the fixture text (no copy of the largest field).
+ExpandedJob parse_expanded_job(std::string&& bytes);
 
 }  // namespace flowrank::flow
