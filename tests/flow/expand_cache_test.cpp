@@ -161,6 +161,29 @@ TEST_F(ExpandTest, VouchedListingStillSeesAddedAndRemovedFiles) {
   EXPECT_EQ(removed.job.fixture_text.find("gamma"), std::string::npos);
 }
 
+// Old template and suite files enter the raw-input key by path, size and mtime; a changed file
+// changes its mtime, so the next run takes the full path and sees the new content.
+TEST_F(ExpandTest, OldTemplateAndSuiteStillMissWhenEdited) {
+  set_mtime_ns(dir / "job/flow.json", kOldMtime);
+  set_mtime_ns(dir / "job/suite.json", kOldMtime);
+  const ExpansionResult first = expand();
+  EXPECT_TRUE(expand().hit);
+  write(dir / "job/suite.json", R"({"name": "s", "tasks": [
+        {"id": "t0", "prompt": "Task ZERO."}, {"id": "t1", "prompt": "Task one."}]})");
+  set_mtime_ns(dir / "job/suite.json", kOldMtime + 5);
+  const ExpansionResult edited = expand();
+  EXPECT_FALSE(edited.hit);
+  EXPECT_NE(edited.key, first.key);
+  EXPECT_EQ(edited.job.workflows[0].task, "Task ZERO.");
+  EXPECT_TRUE(expand().hit);
+  write(dir / "job/flow.json", R"({"name": "t", "input": "Review again.", "steps": [
+        {"name": "planner", "instruction": "Plan."}]})");
+  set_mtime_ns(dir / "job/flow.json", kOldMtime + 7);
+  const ExpansionResult retemplated = expand();
+  EXPECT_FALSE(retemplated.hit);
+  EXPECT_EQ(retemplated.job.input, "Review again.");
+}
+
 // The real proof that a hit does not read fixture bytes: change a file's bytes but keep its
 // size and mtime. Reading it would change the key (a miss); a hit serves the recorded text.
 TEST_F(ExpandTest, HitTrustsUnchangedSizeAndMtime) {
