@@ -132,10 +132,8 @@ TEST(Executor, ChainedStepsWaitForTheirInputsAndSeeTheirOutputs) {
     EXPECT_NE(req(w, 2)->prompt.find(exec_out), std::string::npos);
     EXPECT_EQ(req(w, 0)->prompt.find("OUT["), std::string::npos);
     // A step is submitted strictly after the iteration that finished its inputs.
-    EXPECT_GT(eng.submitted_at_iteration[req(w, 1)->id],
-              eng.submitted_at_iteration[req(w, 0)->id]);
-    EXPECT_GT(eng.submitted_at_iteration[req(w, 2)->id],
-              eng.submitted_at_iteration[req(w, 1)->id]);
+    EXPECT_GT(eng.submitted_at_iteration[req(w, 1)->id], eng.submitted_at_iteration[req(w, 0)->id]);
+    EXPECT_GT(eng.submitted_at_iteration[req(w, 2)->id], eng.submitted_at_iteration[req(w, 1)->id]);
   }
 }
 

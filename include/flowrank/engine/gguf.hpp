@@ -17,8 +17,19 @@
 namespace flowrank::engine {
 
 enum class GgufValueType : uint32_t {
-  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
-  kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12,
+  kU8 = 0,
+  kI8 = 1,
+  kU16 = 2,
+  kI16 = 3,
+  kU32 = 4,
+  kI32 = 5,
+  kF32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kU64 = 10,
+  kI64 = 11,
+  kF64 = 12,
 };
 
 struct GgufArray {
@@ -40,7 +51,7 @@ struct GgufTensorInfo {
   std::vector<int64_t> dims;  // dims[0] contiguous
   uint64_t offset = 0;        // from the start of the data section
   std::size_t nbytes = 0;
-  const void* data = nullptr; // into the mapping
+  const void* data = nullptr;  // into the mapping
 };
 
 class GgufFile {
@@ -62,8 +73,8 @@ class GgufFile {
   bool has(std::string_view key) const;
   // Typed getters: throw InputError("<path>", "metadata <key>: missing" / "expected T, found U").
   std::string get_string(std::string_view key) const;
-  int64_t get_int(std::string_view key) const;     // any integer type
-  double get_float(std::string_view key) const;    // f32/f64 (or integer)
+  int64_t get_int(std::string_view key) const;   // any integer type
+  double get_float(std::string_view key) const;  // f32/f64 (or integer)
   bool get_bool(std::string_view key) const;
   const GgufArray& get_array(std::string_view key) const;
   std::optional<std::string> find_string(std::string_view key) const;

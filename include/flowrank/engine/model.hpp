@@ -29,8 +29,8 @@ enum class RopeStyle {
 enum class RopeScaling { kNone, kLlama3, kYarn };
 
 struct ModelConfig {
-  std::string arch;           // "llama" | "olmo2" | "qwen2"
-  std::string name;           // general.name
+  std::string arch;  // "llama" | "olmo2" | "qwen2"
+  std::string name;  // general.name
   int32_t n_layer = 0;
   int32_t n_embd = 0;
   int32_t n_ff = 0;
@@ -42,7 +42,7 @@ struct ModelConfig {
   float rms_eps = 1e-5f;
   // RoPE
   RopeStyle rope_style = RopeStyle::kInterleaved;
-  int32_t rope_dim = 0;       // rotated dims per head (== head_dim for these models)
+  int32_t rope_dim = 0;  // rotated dims per head (== head_dim for these models)
   float rope_base = 10000.0f;
   RopeScaling rope_scaling = RopeScaling::kNone;
   float rope_factor = 1.0f;
@@ -60,11 +60,11 @@ struct ModelConfig {
   // empty means all ones.
   std::vector<float> rope_freq_factors;
   // Architecture switches
-  bool qkv_bias = false;        // Qwen2
-  bool qk_norm = false;         // olmo2: RMSNorm over the whole q / k projection
-  bool post_norms = false;      // olmo2: norms after attention and FFN instead of before
-  bool tied_embeddings = false; // output = token embedding
-  int32_t sliding_window = 0;   // 0 = none
+  bool qkv_bias = false;            // Qwen2
+  bool qk_norm = false;             // olmo2: RMSNorm over the whole q / k projection
+  bool post_norms = false;          // olmo2: norms after attention and FFN instead of before
+  bool tied_embeddings = false;     // output = token embedding
+  int32_t sliding_window = 0;       // 0 = none
   std::vector<bool> layer_sliding;  // per layer: uses the sliding window (and no YaRN)
 };
 
@@ -91,14 +91,15 @@ struct ModelWeights {
   ModelConfig config;
   Tensor tok_embd, output_norm, output;  // output empty when tied
   std::vector<LayerWeights> layers;
-  std::string source;  // path or dummy:<shape>
-  std::shared_ptr<const GgufFile> file;            // keeps the mmap alive
-  std::vector<std::vector<std::byte>> owned;       // storage of generated (dummy) tensors
+  std::string source;                         // path or dummy:<shape>
+  std::shared_ptr<const GgufFile> file;       // keeps the mmap alive
+  std::vector<std::vector<std::byte>> owned;  // storage of generated (dummy) tensors
 };
 
 // Opens `spec` (a GGUF path or "dummy:<shape>") and checks every tensor the architecture needs:
 // present, right type, right shape. Throws InputError naming file, tensor, expected vs found.
-// A dummy model takes the shape's numbers, seeded random weights (F16) and keeps its own vocab size.
+// A dummy model takes the shape's numbers, seeded random weights (F16) and keeps its own vocab
+// size.
 ModelWeights load_model(const std::string& spec, uint64_t dummy_seed = 0);
 // Same checks over an already opened file (tests, fuzzer, `model info`).
 ModelWeights load_model(std::shared_ptr<const GgufFile> file);

@@ -1,5 +1,6 @@
 #pragma once
-// What a run records. Plain data: run/ fills it, dist/ moves its bytes, report/ writes and reads it.
+// What a run records. Plain data: run/ fills it, dist/ moves its bytes, report/ writes and reads
+// it.
 #include <cstdint>
 #include <map>
 #include <string>
@@ -30,8 +31,8 @@ struct StepRecord {
   double latency_ms = 0;  // submit -> finished
   double start_s = 0;     // submit time since epoch
   double end_s = 0;
-  std::string finish;            // length | stop | eos
-  std::string output_sha256_8;   // first 8 hex of sha256(output UTF-8 bytes)
+  std::string finish;           // length | stop | eos
+  std::string output_sha256_8;  // first 8 hex of sha256(output UTF-8 bytes)
 };
 
 struct WorkflowRecord {
