@@ -58,11 +58,19 @@ int model_info_command(const std::string& spec) {
   return 0;
 }
 
-int generate_command(const GenerateArgs& args) {
+namespace {
+// Options for a one-off engine: the given model (default: the bundled one) on `device`.
+engine::EngineOptions model_engine_options(const std::string& model, const std::string& device) {
   engine::EngineOptions o;
-  o.model = args.model.empty() ? default_model_path() : args.model;
+  o.model = model.empty() ? default_model_path() : model;
   o.tokenizer_model = default_model_path();
-  o.device = args.device;
+  o.device = device;
+  return o;
+}
+}  // namespace
+
+int generate_command(const GenerateArgs& args) {
+  const engine::EngineOptions o = model_engine_options(args.model, args.device);
   auto eng = engine::make_engine(o);
   eng->preload();
   engine::Request r;
@@ -85,10 +93,7 @@ int generate_command(const GenerateArgs& args) {
 }
 
 int bench_command(const BenchArgs& args) {
-  engine::EngineOptions o;
-  o.model = args.model.empty() ? default_model_path() : args.model;
-  o.tokenizer_model = default_model_path();
-  o.device = args.device;
+  engine::EngineOptions o = model_engine_options(args.model, args.device);
   o.threads = args.threads;
   o.prefix_cache = false;  // every prompt is computed in full
   o.batch_invariant = !args.no_batch_invariance;
