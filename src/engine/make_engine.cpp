@@ -17,6 +17,14 @@ std::unique_ptr<Engine> make_engine(const EngineOptions& options) {
   if (options.device == "cuda")
     throw InputError("device 'cuda'", "this build has no CUDA backend; use --device cpu or auto");
 
+  // Dummy weights are generated in memory: refuse a shape the CPU cannot hold before making
+  // gigabytes of them (olmo3-7b is 27 GiB as f32).
+  if (options.model.rfind("dummy:", 0) == 0) {
+    const std::size_t budget = cpu_available_memory();
+    if (budget > 0)
+      require_f32_fit(options.model,
+                      f32_weight_bytes_of(dummy_model_config(options.model.substr(6))), budget);
+  }
   ModelWeights weights = load_model(options.model);
   std::shared_ptr<const GgufFile> vocab_file = weights.file;
   if (!vocab_file) {  // dummy weights: the tokenizer comes from a real GGUF

@@ -203,15 +203,26 @@ std::size_t CpuModelRunner::f32_weight_bytes() const {
   return n * sizeof(float);
 }
 
-void CpuModelRunner::check_weights_fit() const {
-  const std::size_t weight_bytes = f32_weight_bytes();
-  if (weight_bytes > memory_budget_) {
+void require_f32_fit(const std::string& source, std::size_t weight_bytes, std::size_t budget) {
+  if (weight_bytes > budget) {
     std::ostringstream msg;
     msg.precision(3);
-    msg << "out of memory: model " << weights_.source << " needs " << weight_bytes / kGiB
-        << " GiB as f32, " << memory_budget_ / kGiB << " GiB available";
+    msg << "out of memory: model " << source << " needs " << weight_bytes / kGiB << " GiB as f32, "
+        << budget / kGiB << " GiB available";
     throw RunError(msg.str());
   }
+}
+
+std::size_t f32_weight_bytes_of(const ModelConfig& c) {
+  const std::size_t e = static_cast<std::size_t>(c.n_embd), v = static_cast<std::size_t>(c.n_vocab);
+  const std::size_t q = static_cast<std::size_t>(c.n_head) * c.head_dim;
+  const std::size_t kv = static_cast<std::size_t>(c.n_head_kv) * c.head_dim;
+  const std::size_t per_layer = e * (q + 2 * kv) + q * e + 3 * e * static_cast<std::size_t>(c.n_ff);
+  return sizeof(float) * (v * e * (c.tied_embeddings ? 1 : 2) + per_layer * c.n_layer);
+}
+
+void CpuModelRunner::check_weights_fit() const {
+  require_f32_fit(weights_.source, f32_weight_bytes(), memory_budget_);
 }
 
 int32_t CpuModelRunner::max_kv_blocks(int32_t block_size) const {

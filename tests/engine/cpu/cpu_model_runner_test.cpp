@@ -367,6 +367,15 @@ TEST_F(SmolLmRunnerTest, DeviceNameAndPoolSize) {
   EXPECT_GE(runner_->max_kv_blocks(16), 0);
 }
 
+TEST(CpuModelRunner, WeightBytesFromConfigMatchTheLoadedModel) {
+  CpuModelRunner runner(load_model(kSmolLm));
+  const ModelConfig& c = runner.config();
+  // The estimate leaves out the norm vectors: 2 per layer plus the output norm.
+  const std::size_t norms =
+      sizeof(float) * static_cast<std::size_t>(c.n_embd) * (2 * c.n_layer + 1);
+  EXPECT_EQ(f32_weight_bytes_of(c) + norms, runner.f32_weight_bytes());
+}
+
 TEST(CpuModelRunner, ModelThatCannotFitIsRunError) {
   CpuRunnerOptions options;
   options.memory_limit_bytes = 256u << 20;  // SmolLM2 needs ~0.54 GB as f32

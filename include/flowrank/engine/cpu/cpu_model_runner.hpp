@@ -36,6 +36,12 @@ void cpu_matmul(const float* x, int64_t m, const float* w, int64_t n, int64_t k,
 // Bytes the OS says are available (/proc/meminfo MemAvailable); 0 if unreadable.
 std::size_t cpu_available_memory();
 
+// Bytes the projection and embedding weights of `config` take as f32 (norms left out): lets a
+// caller refuse a model before generating or mapping it.
+std::size_t f32_weight_bytes_of(const ModelConfig& config);
+// Throws RunError("out of memory: model <source> needs N GiB as f32, M GiB available").
+void require_f32_fit(const std::string& source, std::size_t weight_bytes, std::size_t budget);
+
 class CpuModelRunner final : public ModelRunner {
  public:
   explicit CpuModelRunner(ModelWeights weights, CpuRunnerOptions options = {});
