@@ -158,6 +158,11 @@ int run_command(const RunArgs& args) {
   if (result.error) status = "failed";
   rep.attrs.extra["status"] = status;
   rep.attrs.extra["steps_total"] = std::to_string(result.steps_total);
+  const engine::EngineStats stats = eng->stats();
+  rep.attrs.extra["engine_steps"] = std::to_string(stats.steps);
+  rep.attrs.extra["engine_preemptions"] = std::to_string(stats.preemptions);
+  rep.attrs.extra["engine_evictions"] = std::to_string(stats.evictions);
+  rep.attrs.extra["engine_computed_tokens"] = std::to_string(stats.computed_tokens);
 
   // Whatever happened in the run, what finished is written before the error is reported.
   const auto write_start = Clock::now();

@@ -180,6 +180,12 @@ TEST_F(Cli, QuickstartOneWorkflowEndToEnd) {
   ASSERT_EQ(report.steps.size(), 3u);
   ASSERT_EQ(report.workflows.size(), 1u);
   EXPECT_EQ(report.attrs.job_name, "quickstart");
+  // Engine counters: nothing preempted on an ample pool, and every token fed to the model is a
+  // prompt token not served by the cache or a generated token fed back (all but the last).
+  EXPECT_EQ(report.attrs.extra.at("engine_preemptions"), "0");
+  int64_t fed = 0;
+  for (const auto& s : report.steps) fed += s.prompt_tokens - s.cached_tokens + s.decode_tokens - 1;
+  EXPECT_EQ(report.attrs.extra.at("engine_computed_tokens"), std::to_string(fed));
   for (const auto& s : report.steps) {
     EXPECT_EQ(s.workflow, 0);
     EXPECT_GT(s.prompt_tokens, 2000);  // ~3 K tokens of fixture context

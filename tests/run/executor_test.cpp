@@ -60,6 +60,11 @@ class ScriptedEngine : public engine::Engine {
     return done;
   }
   bool has_work() const override { return !pending.empty(); }
+  engine::EngineStats stats() const override {
+    engine::EngineStats st;
+    st.steps = iteration;
+    return st;
+  }
 
   static std::string output_for(const std::string& prompt) {
     return "OUT[" + sha256_hex(prompt).substr(0, 6) + "]";

@@ -68,6 +68,16 @@ struct EngineInfo {
   int32_t block_size = 0;
 };
 
+// Counters over the engine's life (for the report and tests).
+struct EngineStats {
+  int64_t steps = 0;
+  int64_t preemptions = 0;
+  int64_t evictions = 0;        // cached blocks evicted to make room
+  int64_t computed_tokens = 0;  // tokens fed to forward
+  int64_t cached_tokens = 0;    // prompt tokens skipped thanks to the prefix cache
+  int32_t max_batch_tokens_seen = 0;
+};
+
 class Engine {
  public:
   virtual ~Engine() = default;
@@ -82,6 +92,7 @@ class Engine {
   // One iteration; returns the requests that finished in it.
   virtual std::vector<Completion> step() = 0;
   virtual bool has_work() const = 0;
+  virtual EngineStats stats() const = 0;
 };
 
 struct EngineOptions {

@@ -31,16 +31,6 @@
 
 namespace flowrank::engine {
 
-// Counters over the engine's life (for the report and tests).
-struct EngineStats {
-  int64_t steps = 0;
-  int64_t preemptions = 0;
-  int64_t evictions = 0;        // cached blocks evicted to make room
-  int64_t computed_tokens = 0;  // tokens fed to forward
-  int64_t cached_tokens = 0;    // prompt tokens skipped thanks to the prefix cache
-  int32_t max_batch_tokens_seen = 0;
-};
-
 class LlmEngine : public Engine {
  public:
   // `info` supplies backend, device, model and model_name; context_length, kv_blocks and
@@ -60,7 +50,7 @@ class LlmEngine : public Engine {
   std::vector<Completion> step() override;
   bool has_work() const override;
 
-  EngineStats stats() const;
+  EngineStats stats() const override;
   const ModelRunner& runner() const { return *runner_; }
   // Null before preload.
   const PrefixCache* prefix_cache() const { return cache_.get(); }
