@@ -127,9 +127,7 @@ void write_manifest(const fs::path& path, const FixtureTree& tree,
 std::optional<FixtureTree> tree_from_manifest(const JobSpec& spec, const Manifest& m) {
   if (m.dirs.empty() || m.files.empty()) return std::nullopt;
   struct ::stat st {};
-  auto mtime = [&] {
-    return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
-  };
+  auto mtime = [&] { return mtime_ns_of(st); };
   const std::string root = spec.fixtures.native();
   const std::string sep = root.empty() || root.back() == '/' ? "" : "/";
   for (const FixtureDir& d : m.dirs) {
@@ -203,8 +201,7 @@ std::string fast_key(const JobSpec& spec, const FixtureTree& tree,
 std::string input_identity(const fs::path& path, int64_t now_ns) {
   struct ::stat st {};
   if (::stat(path.c_str(), &st) == 0) {
-    const int64_t mtime =
-        static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+    const int64_t mtime = mtime_ns_of(st);
     if (mtime < now_ns - kRacyWindowNs) {
       std::error_code ec;
       return "stat:" + fs::absolute(path, ec).lexically_normal().string() + '\t' +

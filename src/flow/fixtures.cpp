@@ -93,8 +93,7 @@ FixtureTree list_fixture_tree(const fs::path& root, const std::vector<std::strin
     struct ::stat rst {};
     if (::stat(root.c_str(), &rst) != 0)
       throw InputError(where, std::string("cannot stat: ") + std::strerror(errno));
-    tree.dirs.push_back(
-        {"", static_cast<int64_t>(rst.st_mtim.tv_sec) * 1000000000LL + rst.st_mtim.tv_nsec});
+    tree.dirs.push_back({"", mtime_ns_of(rst)});
   }
   const std::string& root_text = root.native();
   const std::size_t prefix =
@@ -114,9 +113,7 @@ FixtureTree list_fixture_tree(const fs::path& root, const std::vector<std::strin
       if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
         continue;  // linked directories are not descended
     } else if (S_ISDIR(st.st_mode)) {
-      tree.dirs.push_back(
-          {path.native().substr(prefix),
-           static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec});
+      tree.dirs.push_back({path.native().substr(prefix), mtime_ns_of(st)});
       continue;
     } else if (!S_ISREG(st.st_mode)) {
       continue;
@@ -126,9 +123,7 @@ FixtureTree list_fixture_tree(const fs::path& root, const std::vector<std::strin
     for (std::size_t g = 0; g < include.size(); ++g)
       if (glob_match(include[g], rel)) selected = glob_used[g] = true;
     if (!selected) continue;
-    tree.files.push_back(
-        {rel, static_cast<uint64_t>(st.st_size),
-         static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec});
+    tree.files.push_back({rel, static_cast<uint64_t>(st.st_size), mtime_ns_of(st)});
   }
   for (std::size_t g = 0; g < include.size(); ++g)
     if (!glob_used[g])

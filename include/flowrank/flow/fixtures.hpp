@@ -2,6 +2,8 @@
 // Fixture trees: the files whose text every prompt carries. Listing only stats files (path, size,
 // mtime), so that a cached run can prove them unchanged without reading them; contents are read
 // on demand, each UTF-8-checked.
+#include <sys/stat.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -13,6 +15,12 @@ namespace flowrank::flow {
 // Glob over '/'-separated relative paths: `*` and `?` stay within one segment, `**` spans
 // segments (`a/**/b` also matches `a/b`). No character classes, no escapes.
 bool glob_match(std::string_view pattern, std::string_view path);
+
+// A stat result's modification time in nanoseconds since the epoch: the one clock every
+// manifest comparison uses.
+inline int64_t mtime_ns_of(const struct ::stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+}
 
 struct FixtureFile {
   std::string path;  // relative, '/'-separated
