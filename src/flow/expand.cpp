@@ -127,12 +127,11 @@ void write_manifest(const fs::path& path, const FixtureTree& tree,
 std::optional<FixtureTree> tree_from_manifest(const JobSpec& spec, const Manifest& m) {
   if (m.dirs.empty() || m.files.empty()) return std::nullopt;
   struct ::stat st {};
-  auto mtime = [&] { return mtime_ns_of(st); };
   const std::string root = spec.fixtures.native();
   const std::string sep = root.empty() || root.back() == '/' ? "" : "/";
   for (const FixtureDir& d : m.dirs) {
     const std::string p = d.path.empty() ? root : root + sep + d.path;
-    if (::lstat(p.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || mtime() != d.mtime_ns)
+    if (::lstat(p.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || mtime_ns_of(st) != d.mtime_ns)
       return std::nullopt;
   }
   FixtureTree tree;
@@ -142,7 +141,7 @@ std::optional<FixtureTree> tree_from_manifest(const JobSpec& spec, const Manifes
   for (const auto& [path, rec] : m.files) {  // std::map: bytewise path order, as listed
     const std::string p = root + sep + path;
     if (::stat(p.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_size) != rec.size ||
-        mtime() != rec.mtime_ns)
+        mtime_ns_of(st) != rec.mtime_ns)
       return std::nullopt;
     tree.files.push_back({path, rec.size, rec.mtime_ns});
   }
