@@ -2,7 +2,9 @@
 // The Engine interface: what the executor (run) sees of any backend. A backend is preloaded once,
 // then fed requests; step() runs one scheduler iteration (continuous batching over every request
 // submitted so far) and returns the requests that finished in it.
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -106,8 +108,20 @@ struct EngineOptions {
   bool prefix_cache = true;
   int32_t threads = 0;  // 0 = all cores
   // Bitwise-identical logits whatever shares a sequence's batch (CPU: fixed-shape GEMM tiles).
-  // Off only to measure what it costs.
+  // Off only to measure what it costs. The CUDA backend does not promise it (its GEMM and
+  // attention kernels pick their split by batch shape); its results agree within tolerances.
   bool batch_invariant = true;
+  // CUDA: the device (-1 = the local rank's GPU, else 0), the share of its memory this process
+  // may take (weights + activations + KV pool), shared-prefix (cascade) attention, CUDA graphs.
+  int32_t gpu = -1;
+  float gpu_memory_fraction = 0.90f;
+  bool cascade_attention = true;
+  bool cuda_graphs = true;
+  // Many ranks: false = this rank does not read the weight file, its device buffers are filled by
+  // broadcast_weights. If set, the runner calls broadcast_weights at preload once per device
+  // weight buffer, in the same order on every rank; on rank 0 the buffer holds the loaded weights.
+  bool read_weights = true;
+  std::function<void(void* device_ptr, std::size_t bytes)> broadcast_weights;
 };
 
 // Picks the backend for options.device ("auto": CUDA when built and a GPU exists, else CPU).

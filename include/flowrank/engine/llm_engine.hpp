@@ -3,11 +3,12 @@
 // ForwardBatch per iteration for the ModelRunner, samples and finishes sequences. A backend only
 // supplies the ModelRunner.
 //
-// One step(): schedule -> runner.copy_block for each planned copy -> runner.forward (KV of every
-// chunk written through its block table; logits for the items that end a sequence's pending
-// tokens) -> sample those (key: seed, workflow, step, index of the generated token) -> EOS /
-// stop strings / max_tokens / context -> release finished sequences (their full blocks stay in
-// the prefix cache) -> Completions.
+// One step(): schedule -> one flat StepBatch (new tokens, positions, KV slots, pages, block
+// copies, one sampling row per sequence whose pending tokens end in this step; key: seed,
+// workflow, step, index of the generated token) -> runner.launch -> while the device works,
+// newly full blocks enter the prefix cache -> runner.finish (sampled tokens) -> EOS / stop
+// strings / max_tokens / context -> release finished sequences (their full blocks stay in the
+// prefix cache) -> Completions.
 //
 // Completion counts: prompt_tokens = prompt length after templating and BOS; decode_tokens =
 // generated tokens (an EOS, or the token that completed a stop string, included); cached_tokens
@@ -39,8 +40,9 @@ class LlmEngine : public Engine {
             EngineOptions options, EngineInfo info);
   ~LlmEngine() override;
 
-  // Sizes the KV pool (options.kv_blocks, else min(runner.max_kv_blocks, max_seqs x context))
-  // and preloads the runner. Idempotent; submit() calls it if it has not run yet.
+  // Preloads the runner with the limits it must size for (max_seqs, max_batch_tokens, block
+  // size; KV blocks = options.kv_blocks, else what memory allows up to max_seqs full contexts)
+  // and builds the block pool over the blocks it got. Idempotent; submit() calls it if needed.
   void preload() override;
   EngineInfo info() const override { return info_; }
   std::vector<int32_t> tokenize(std::string_view text) const override;
@@ -54,9 +56,17 @@ class LlmEngine : public Engine {
   const ModelRunner& runner() const { return *runner_; }
   // Null before preload.
   const PrefixCache* prefix_cache() const { return cache_.get(); }
+  // Keep the logits each sampled token was drawn from (tests, `generate --logits`): the last
+  // ones of each request stay readable until the request id is reused.
+  void keep_logits(bool on) { return_logits_ = on; }
+  const std::vector<float>* last_logits(uint64_t id) const {
+    const auto it = last_logits_.find(id);
+    return it == last_logits_.end() ? nullptr : &it->second;
+  }
 
  private:
   std::vector<int32_t> encode_prompt(const Request& request) const;
+  void build_batch(const SchedulerOutput& plan, Clock::time_point start);
 
   std::unique_ptr<ModelRunner> runner_;
   std::shared_ptr<const Tokenizer> tokenizer_;
@@ -73,9 +83,11 @@ class LlmEngine : public Engine {
   EngineStats stats_;
 
   // Reused every step: the step loop allocates nothing per token.
-  ForwardBatch batch_;
-  std::vector<float> logits_;
+  StepBatch batch_;
+  StepResult result_;
   std::vector<Sequence*> finished_;
+  bool return_logits_ = false;
+  std::unordered_map<uint64_t, std::vector<float>> last_logits_;
 };
 
 }  // namespace flowrank::engine

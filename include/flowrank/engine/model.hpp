@@ -76,8 +76,13 @@ struct Tensor {
   std::vector<int64_t> dims;
   const void* data = nullptr;  // into the mmap'd file or into ModelWeights::owned
   std::size_t nbytes = 0;
+  // A dummy tensor left for its backend to generate (data null): its generator stream key, or
+  // all ones (a norm weight). See fill_dummy_f16.
+  bool dummy = false;
+  bool dummy_ones = false;
+  uint64_t dummy_key = 0;
   int64_t elements() const;
-  bool empty() const { return data == nullptr; }
+  bool empty() const { return data == nullptr && !dummy; }
 };
 
 struct LayerWeights {
@@ -99,8 +104,15 @@ struct ModelWeights {
 // Opens `spec` (a GGUF path or "dummy:<shape>") and checks every tensor the architecture needs:
 // present, right type, right shape. Throws InputError naming file, tensor, expected vs found.
 // A dummy model takes the shape's numbers, seeded random weights (F16) and keeps its own vocab
-// size.
-ModelWeights load_model(const std::string& spec, uint64_t dummy_seed = 0);
+// size; with generate_dummy = false its tensors carry only their generator keys (a GPU backend
+// generates them on the device, no host copy).
+ModelWeights load_model(const std::string& spec, uint64_t dummy_seed = 0,
+                        bool generate_dummy = true);
+// The dummy generator: N(0, 0.02) as f16 bit patterns at the 65536 midpoint quantiles. Element i
+// of a tensor with key k is table[(splitmix64(k + i / 4) >> (16 * (i % 4))) & 0xFFFF].
+const std::vector<uint16_t>& dummy_normal_f16_table();
+// Fills elements [begin, end) of a dummy tensor (F16 bit patterns) as load_model does.
+void fill_dummy_f16(const Tensor& t, uint16_t* out, int64_t begin, int64_t end);
 // Same checks over an already opened file (tests, fuzzer, `model info`).
 ModelWeights load_model(std::shared_ptr<const GgufFile> file);
 // The architecture numbers of a dummy shape, without generating weights; InputError listing the

@@ -21,6 +21,14 @@ struct SampleKey {
   uint64_t index = 0;  // index of the generated token (0 = first)
 };
 
+// How one row is sampled: the request's rule and the key of the token being drawn.
+struct SampleRow {
+  float temperature = 0.0f;
+  float top_p = 1.0f;
+  int32_t top_k = 0;
+  SampleKey key;
+};
+
 // Uniform double in [0, 1) from the key: splitmix64 rounds over the four values.
 double uniform_from_key(const SampleKey& key);
 
@@ -28,6 +36,7 @@ class Sampler {
  public:
   // Index of the chosen token. logits.size() is the vocabulary size.
   int32_t sample(std::span<const float> logits, const SamplingParams& params, const SampleKey& key);
+  int32_t sample(std::span<const float> logits, const SampleRow& row);
 
   // The distribution sample() draws from for these params (after temperature, top-k, top-p and
   // renormalisation), as (token, probability) pairs in draw order. For tests and diagnostics.

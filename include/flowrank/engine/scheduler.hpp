@@ -11,6 +11,7 @@
 #include <deque>
 #include <vector>
 
+#include "flowrank/engine/model_runner.hpp"
 #include "flowrank/engine/prefix_cache.hpp"
 #include "flowrank/engine/sequence.hpp"
 
@@ -27,15 +28,10 @@ struct ScheduledChunk {
   int32_t count = 0;
 };
 
-// KV of block src must be copied to dst before this iteration's forward (a full-prompt prefix
-// hit recomputes its last token on a private copy of the shared last block).
-struct BlockCopy {
-  int32_t src = -1;
-  int32_t dst = -1;
-};
-
 struct SchedulerOutput {
   std::vector<ScheduledChunk> chunks;
+  // A full-prompt prefix hit recomputes its last token on a private copy of the shared last
+  // block: the copies to make before this iteration's forward.
   std::vector<BlockCopy> copies;
   // Sequences the scheduler ended (kLength): alone in the pool, they could not grow further.
   // They still hold their blocks until finish() is called.

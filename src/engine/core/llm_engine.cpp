@@ -46,21 +46,22 @@ LlmEngine::~LlmEngine() = default;
 void LlmEngine::preload() {
   if (preloaded_) return;
   const int32_t bs = options_.block_size;
-  int64_t blocks = options_.kv_blocks;
-  if (blocks == 0) {
-    // Enough for max_seqs full contexts, but no more than the backend's memory allows.
-    const int64_t per_seq = (static_cast<int64_t>(context_length_) + bs - 1) / bs;
-    blocks = std::min<int64_t>(runner_->max_kv_blocks(bs), per_seq * options_.max_seqs);
-    if (blocks < 1) throw RunError("engine: no memory left for a single KV block");
-  }
-  blocks = std::min<int64_t>(blocks, INT32_MAX / 2);
-  const auto num_blocks = static_cast<int32_t>(blocks);
-  runner_->preload(num_blocks, bs);
+  RunnerLimits limits;
+  limits.max_seqs = options_.max_seqs;
+  limits.max_batch_tokens = options_.max_batch_tokens;
+  limits.block_size = bs;
+  limits.kv_blocks = options_.kv_blocks;
+  // Enough for max_seqs full contexts; more is never used.
+  const int64_t per_seq = (static_cast<int64_t>(context_length_) + bs - 1) / bs;
+  limits.kv_blocks_cap =
+      static_cast<int32_t>(std::min<int64_t>(per_seq * options_.max_seqs, INT32_MAX / 2));
+  const int32_t num_blocks = runner_->preload(limits);
+  if (num_blocks < 1) throw RunError("engine: no memory left for a single KV block");
   pool_ = std::make_unique<BlockPool>(num_blocks, bs);
   cache_ = std::make_unique<PrefixCache>(*pool_, options_.prefix_cache);
   scheduler_ = std::make_unique<Scheduler>(
       SchedulerConfig{options_.max_batch_tokens, options_.max_seqs}, *cache_);
-  batch_.items.reserve(static_cast<std::size_t>(options_.max_seqs));
+  batch_.clear();
   finished_.reserve(static_cast<std::size_t>(options_.max_seqs));
   info_.kv_blocks = num_blocks;
   preloaded_ = true;
@@ -116,6 +117,30 @@ bool LlmEngine::has_work() const {
   return scheduler_ && scheduler_->has_work();
 }
 
+void LlmEngine::build_batch(const SchedulerOutput& plan, Clock::time_point start) {
+  batch_.clear();
+  batch_.copies = plan.copies;
+  batch_.return_logits = return_logits_;
+  SampleRow row;
+  for (const ScheduledChunk& ch : plan.chunks) {
+    Sequence& seq = *ch.seq;
+    const bool sample = seq.num_computed + ch.count == seq.num_tokens();
+    if (sample) {
+      row.temperature = seq.sampling.temperature;
+      row.top_p = seq.sampling.top_p;
+      row.top_k = seq.sampling.top_k;
+      row.key = SampleKey{seq.sampling.seed, seq.stream.workflow, seq.stream.step,
+                          static_cast<uint64_t>(seq.num_generated())};
+    }
+    batch_.add_sequence(std::span<const int32_t>(seq.tokens)
+                            .subspan(static_cast<std::size_t>(seq.num_computed),
+                                     static_cast<std::size_t>(ch.count)),
+                        seq.num_computed, seq.block_table, options_.block_size,
+                        sample ? &row : nullptr);
+    if (seq.timing.first_scheduled == Clock::time_point{}) seq.timing.first_scheduled = start;
+  }
+}
+
 std::vector<Completion> LlmEngine::step() {
   std::vector<Completion> done;
   if (!has_work()) return done;
@@ -124,46 +149,33 @@ std::vector<Completion> LlmEngine::step() {
   if (plan.chunks.empty() && plan.finished.empty())
     throw RunError("engine: the scheduler made no progress with work queued");
 
-  for (const BlockCopy& c : plan.copies) runner_->copy_block(c.src, c.dst);
-
-  batch_.items.clear();
-  int32_t batch_tokens = 0;
-  for (const ScheduledChunk& ch : plan.chunks) {
-    Sequence& seq = *ch.seq;
-    ForwardItem item;
-    item.tokens = std::span<const int32_t>(seq.tokens)
-                      .subspan(static_cast<std::size_t>(seq.num_computed),
-                               static_cast<std::size_t>(ch.count));
-    item.start_pos = seq.num_computed;
-    item.block_table = std::span<const int32_t>(seq.block_table);
-    item.want_logits = seq.num_computed + ch.count == seq.num_tokens();
-    batch_.items.push_back(item);
-    batch_tokens += ch.count;
-    if (seq.timing.first_scheduled == Clock::time_point{}) seq.timing.first_scheduled = start;
-  }
-  if (!batch_.items.empty()) runner_->forward(batch_, logits_);
+  build_batch(plan, start);
+  const bool ran = batch_.num_seqs() > 0 || !batch_.copies.empty();
+  if (ran) runner_->launch(batch_);
+  // While the device computes: publish the newly full blocks to the prefix cache (hashing is
+  // host work that needs only the tokens, not the step's results).
+  for (const ScheduledChunk& ch : plan.chunks) scheduler_->computed(*ch.seq, ch.count);
+  if (ran) runner_->finish(result_);
   const Clock::time_point now = Clock::now();
 
-  const auto vocab = static_cast<std::size_t>(runner_->config().n_vocab);
-  std::size_t row = 0;
+  if (result_.tokens.size() < batch_.sampling.size())
+    throw RunError("engine: the backend returned fewer tokens than sampling rows");
   finished_.clear();
-  for (std::size_t i = 0; i < plan.chunks.size(); ++i) {
-    Sequence& seq = *plan.chunks[i].seq;
-    scheduler_->computed(seq, plan.chunks[i].count);
-    if (!batch_.items[i].want_logits) continue;
-    if (logits_.size() < (row + 1) * vocab)
-      throw RunError("engine: the backend returned fewer logits than requested");
-    const std::span<const float> logits(logits_.data() + row * vocab, vocab);
-    ++row;
-    const SampleKey key{seq.sampling.seed, seq.stream.workflow, seq.stream.step,
-                        static_cast<uint64_t>(seq.num_generated())};
-    const int32_t token = sampler_.sample(logits, seq.sampling, key);
+  for (std::size_t r = 0; r < batch_.sample_seqs.size(); ++r) {
+    Sequence& seq = *plan.chunks[static_cast<std::size_t>(batch_.sample_seqs[r])].seq;
+    if (return_logits_) {
+      const auto vocab = static_cast<std::size_t>(runner_->config().n_vocab);
+      last_logits_[seq.id].assign(
+          result_.logits.begin() + static_cast<std::ptrdiff_t>(r * vocab),
+          result_.logits.begin() + static_cast<std::ptrdiff_t>((r + 1) * vocab));
+    }
     if (seq.num_generated() == 0) seq.timing.first_token = now;
-    if (seq.append_token(token, context_length_)) finished_.push_back(&seq);
+    if (seq.append_token(result_.tokens[r], context_length_)) finished_.push_back(&seq);
   }
   finished_.insert(finished_.end(), plan.finished.begin(), plan.finished.end());
 
   ++stats_.steps;
+  const int32_t batch_tokens = batch_.num_tokens();
   stats_.computed_tokens += batch_tokens;
   stats_.max_batch_tokens_seen = std::max(stats_.max_batch_tokens_seen, batch_tokens);
   done.reserve(finished_.size());

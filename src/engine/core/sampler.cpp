@@ -6,17 +6,12 @@
 #include <limits>
 #include <numeric>
 
+#include "flowrank/common/mix64.hpp"
+
 namespace flowrank::engine {
 namespace {
 
-constexpr uint64_t kGamma = 0x9e3779b97f4a7c15ULL;
-
-// splitmix64's output function: a bijective 64-bit mixer.
-uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
+constexpr uint64_t kGamma = kGoldenGamma;
 
 // Ranking of candidates: higher weight first, lower token id on ties (a strict total order, so
 // every sort below yields one and the same sequence).
@@ -152,6 +147,14 @@ int32_t Sampler::sample(std::span<const float> logits, const SamplingParams& par
     if (target < acc) return t;
   }
   return last_positive;  // target rounded onto the very end of the range
+}
+
+int32_t Sampler::sample(std::span<const float> logits, const SampleRow& row) {
+  SamplingParams params;
+  params.temperature = row.temperature;
+  params.top_p = row.top_p;
+  params.top_k = row.top_k;
+  return sample(logits, params, row.key);
 }
 
 std::vector<std::pair<int32_t, double>> Sampler::distribution(std::span<const float> logits,

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "flowrank/common/error.hpp"
+#include "flowrank/common/mix64.hpp"
 #include "flowrank/engine/gguf.hpp"
 #include "model_internal.hpp"
 #include "quant_types.hpp"
@@ -380,13 +381,8 @@ constexpr DummyShape kShapes[] = {
     {"olmo3-7b", olmo3_7b},
 };
 
-// splitmix64 finalizer: a counter-based generator, so any element can be drawn independently.
-inline uint64_t mix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
+// splitmix64: a counter-based generator, so any element can be drawn independently.
+using flowrank::splitmix64;
 
 // Inverse of the standard normal CDF (Acklam's rational approximation, relative error < 1.2e-9).
 double normal_quantile(double p) {
@@ -413,46 +409,6 @@ double normal_quantile(double p) {
          (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
 }
 
-// N(0, 0.02) as f16 at the 65536 midpoint quantiles: a 16-bit uniform indexes it, so one 64-bit
-// hash yields four samples.
-const std::vector<uint16_t>& normal_f16_table() {
-  static const std::vector<uint16_t> table = [] {
-    std::vector<uint16_t> t(65536);
-    for (int k = 0; k < 65536; ++k) {
-      t[k] = float_to_half(static_cast<float>(0.02 * normal_quantile((k + 0.5) / 65536.0)));
-    }
-    return t;
-  }();
-  return table;
-}
-
-struct FillJob {
-  uint16_t* out;
-  int64_t n;
-  uint64_t stream;
-};
-
-// Element i of a job is 16-bit lane i % 4 of mix64(stream + i / 4): independent of how the work
-// is split, so the weights do not depend on the thread count.
-void fill_range(const FillJob& job, int64_t begin, int64_t end, const uint16_t* table) {
-  int64_t i = begin;
-  for (; i < end && i % 4 != 0; ++i) {
-    job.out[i] =
-        table[(mix64(job.stream + static_cast<uint64_t>(i / 4)) >> (16 * (i % 4))) & 0xFFFF];
-  }
-  for (; i + 4 <= end; i += 4) {
-    const uint64_t r = mix64(job.stream + static_cast<uint64_t>(i / 4));
-    job.out[i] = table[r & 0xFFFF];
-    job.out[i + 1] = table[(r >> 16) & 0xFFFF];
-    job.out[i + 2] = table[(r >> 32) & 0xFFFF];
-    job.out[i + 3] = table[r >> 48];
-  }
-  for (; i < end; ++i) {
-    job.out[i] =
-        table[(mix64(job.stream + static_cast<uint64_t>(i / 4)) >> (16 * (i % 4))) & 0xFFFF];
-  }
-}
-
 // Runs `task(k)` for k in [0, n) on all cores, handing out indices in order.
 template <class F>
 void parallel_for(std::size_t n, const F& task) {
@@ -469,6 +425,42 @@ void parallel_for(std::size_t n, const F& task) {
 }
 
 }  // namespace
+
+// N(0, 0.02) as f16 at the 65536 midpoint quantiles: a 16-bit uniform indexes it, so one 64-bit
+// hash yields four samples.
+const std::vector<uint16_t>& dummy_normal_f16_table() {
+  static const std::vector<uint16_t> table = [] {
+    std::vector<uint16_t> t(65536);
+    for (int k = 0; k < 65536; ++k) {
+      t[k] = float_to_half(static_cast<float>(0.02 * normal_quantile((k + 0.5) / 65536.0)));
+    }
+    return t;
+  }();
+  return table;
+}
+
+// Element i is 16-bit lane i % 4 of splitmix64(key + i / 4): independent of how the work is
+// split, so the weights do not depend on the thread count (or the device).
+void fill_dummy_f16(const Tensor& t, uint16_t* out, int64_t begin, int64_t end) {
+  if (t.dummy_ones) {
+    std::fill(out + begin, out + end, float_to_half(1.0f));
+    return;
+  }
+  const uint16_t* table = dummy_normal_f16_table().data();
+  const uint64_t key = t.dummy_key;
+  int64_t i = begin;
+  for (; i < end && i % 4 != 0; ++i)
+    out[i] = table[(splitmix64(key + static_cast<uint64_t>(i / 4)) >> (16 * (i % 4))) & 0xFFFF];
+  for (; i + 4 <= end; i += 4) {
+    const uint64_t r = splitmix64(key + static_cast<uint64_t>(i / 4));
+    out[i] = table[r & 0xFFFF];
+    out[i + 1] = table[(r >> 16) & 0xFFFF];
+    out[i + 2] = table[(r >> 32) & 0xFFFF];
+    out[i + 3] = table[r >> 48];
+  }
+  for (; i < end; ++i)
+    out[i] = table[(splitmix64(key + static_cast<uint64_t>(i / 4)) >> (16 * (i % 4))) & 0xFFFF];
+}
 
 std::vector<std::string> dummy_model_shapes() {
   std::vector<std::string> out;
@@ -505,7 +497,7 @@ std::vector<DummyTensor> dummy_tensor_list(const ModelConfig& c) {
   return out;
 }
 
-ModelWeights load_model(const std::string& spec, uint64_t dummy_seed) {
+ModelWeights load_model(const std::string& spec, uint64_t dummy_seed, bool generate_dummy) {
   constexpr std::string_view kDummy = "dummy:";
   if (spec.rfind(kDummy, 0) != 0) return load_model(GgufFile::open(spec));
 
@@ -513,48 +505,42 @@ ModelWeights load_model(const std::string& spec, uint64_t dummy_seed) {
   w.config = dummy_model_config(spec.substr(kDummy.size()));
   w.source = spec;
   const std::vector<Slot> slots = tensor_slots(w.config, w);
-  std::vector<const Slot*> used;
-  std::vector<FillJob> jobs;
+  std::vector<Tensor*> used;
   uint64_t index = 0;
   for (const Slot& slot : slots) {
     ++index;
     if (slot.optional && w.config.tied_embeddings) continue;
-    used.push_back(&slot);
     Tensor& t = *slot.dst;
     t.name = slot.name;
     t.type = TensorType::kF16;
     t.dims = slot.dims;
     t.nbytes = static_cast<std::size_t>(t.elements()) * 2;
-    jobs.push_back({nullptr, t.elements(), slot.is_norm ? 0 : mix64(mix64(dummy_seed) + index)});
+    t.dummy = true;
+    t.dummy_ones = slot.is_norm;
+    t.dummy_key = splitmix64(splitmix64(dummy_seed) + index);
+    used.push_back(&t);
   }
+  if (!generate_dummy) return w;
   // Allocation zero-fills, so it runs in parallel too (a 7B model is 15 GB).
   w.owned.resize(used.size());
   parallel_for(used.size(), [&](std::size_t k) {
-    w.owned[k] = std::vector<std::byte>(used[k]->dst->nbytes);
-    used[k]->dst->data = w.owned[k].data();
-    jobs[k].out = reinterpret_cast<uint16_t*>(w.owned[k].data());
+    w.owned[k] = std::vector<std::byte>(used[k]->nbytes);
+    used[k]->data = w.owned[k].data();
   });
-  const uint16_t* table = normal_f16_table().data();
-  const uint16_t one = float_to_half(1.0f);
   constexpr int64_t kChunk = int64_t{1} << 20;
   struct Piece {
-    std::size_t job;
+    std::size_t tensor;
     int64_t begin, end;
-    bool norm;
   };
   std::vector<Piece> pieces;
-  for (std::size_t k = 0; k < jobs.size(); ++k) {
-    for (int64_t b = 0; b < jobs[k].n; b += kChunk) {
-      pieces.push_back({k, b, std::min(jobs[k].n, b + kChunk), used[k]->is_norm});
-    }
+  for (std::size_t k = 0; k < used.size(); ++k) {
+    const int64_t n = used[k]->elements();
+    for (int64_t b = 0; b < n; b += kChunk) pieces.push_back({k, b, std::min(n, b + kChunk)});
   }
   parallel_for(pieces.size(), [&](std::size_t k) {
     const Piece& p = pieces[k];
-    if (p.norm) {
-      std::fill(jobs[p.job].out + p.begin, jobs[p.job].out + p.end, one);
-    } else {
-      fill_range(jobs[p.job], p.begin, p.end, table);
-    }
+    fill_dummy_f16(*used[p.tensor], reinterpret_cast<uint16_t*>(w.owned[p.tensor].data()), p.begin,
+                   p.end);
   });
   return w;
 }

@@ -3,6 +3,7 @@
 // pure function of every token up to the current position, read back from the KV slots it wrote
 // through the block table. A wrong block table, start_pos or prefix-cache hit changes its output
 // (or makes it throw when it reads a slot that holds another position).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -10,7 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "flowrank/common/mix64.hpp"
 #include "flowrank/engine/model_runner.hpp"
+#include "flowrank/engine/sampler.hpp"
 #include "flowrank/engine/tokenizer.hpp"
 
 namespace flowrank::engine::testing {
@@ -46,10 +49,7 @@ class ByteTokenizer : public Tokenizer {
 };
 
 inline uint64_t toy_mix(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
+  return splitmix64(z);
 }
 
 struct SeenItem {
@@ -72,51 +72,57 @@ class PagedToyRunner : public ModelRunner {
     config_.context_length = context_length;
   }
   const ModelConfig& config() const override { return config_; }
-  void preload(int32_t num_blocks, int32_t block_size) override {
-    num_blocks_ = num_blocks;
-    block_size_ = block_size;
-    kv_.assign(static_cast<std::size_t>(num_blocks) * block_size, Slot{});
+  int32_t preload(const RunnerLimits& limits) override {
+    num_blocks_ = limits.kv_blocks > 0 ? limits.kv_blocks : max_blocks_;
+    if (limits.kv_blocks == 0 && limits.kv_blocks_cap > 0)
+      num_blocks_ = std::min(num_blocks_, limits.kv_blocks_cap);
+    block_size_ = limits.block_size;
+    kv_.assign(static_cast<std::size_t>(num_blocks_) * block_size_, Slot{});
+    return num_blocks_;
   }
-  int32_t max_kv_blocks(int32_t) const override { return max_blocks_; }
   std::string device_name() const override { return "toy"; }
 
-  void copy_block(int32_t src, int32_t dst) override {
-    check_block(src);
-    check_block(dst);
-    for (int32_t i = 0; i < block_size_; ++i) kv_[slot(dst, i)] = kv_[slot(src, i)];
-    ++copies;
-  }
-
-  void forward(const ForwardBatch& batch, std::vector<float>& logits) override {
+  void launch(const StepBatch& batch) override {
+    for (const BlockCopy& c : batch.copies) {
+      check_block(c.src);
+      check_block(c.dst);
+      for (int32_t i = 0; i < block_size_; ++i) kv_[slot(c.dst, i)] = kv_[slot(c.src, i)];
+      ++copies;
+    }
     std::vector<SeenItem> seen;
-    std::size_t rows = 0;
-    for (const ForwardItem& it : batch.items) rows += it.want_logits ? 1 : 0;
-    logits.assign(rows * static_cast<std::size_t>(config_.n_vocab), 0.0f);
+    logits_.assign(batch.sampling.size() * static_cast<std::size_t>(config_.n_vocab), 0.0f);
+    tokens_.clear();
     std::size_t row = 0;
-    for (const ForwardItem& it : batch.items) {
-      seen.push_back({it.start_pos, static_cast<int32_t>(it.tokens.size()), it.want_logits});
-      const int32_t end = it.start_pos + static_cast<int32_t>(it.tokens.size());
-      if (static_cast<int64_t>(it.block_table.size()) * block_size_ < end)
+    for (int32_t s = 0; s < batch.num_seqs(); ++s) {
+      const auto su = static_cast<std::size_t>(s);
+      const int32_t q0 = batch.query_start[su], n = batch.query_start[su + 1] - q0;
+      const int32_t end = batch.seq_lens[su];
+      const bool want = row < batch.sample_seqs.size() && batch.sample_seqs[row] == s;
+      seen.push_back({end - n, n, want});
+      const std::span<const int32_t> table(
+          batch.pages.data() + batch.page_start[su],
+          static_cast<std::size_t>(batch.page_start[su + 1] - batch.page_start[su]));
+      if (static_cast<int64_t>(table.size()) * block_size_ < end)
         throw std::runtime_error("block table too short");
       if (end > config_.context_length) throw std::runtime_error("position past the context");
-      for (std::size_t j = 0; j < it.tokens.size(); ++j) {
-        const int32_t pos = it.start_pos + static_cast<int32_t>(j);
-        kv_[where(it.block_table, pos)] = Slot{it.tokens[j], pos};
+      for (int32_t j = 0; j < n; ++j) {
+        const auto t = static_cast<std::size_t>(q0 + j);
+        if (batch.slot_mapping[t] != where(table, batch.positions[t]))
+          throw std::runtime_error("slot mapping disagrees with the pages");
+        kv_[static_cast<std::size_t>(batch.slot_mapping[t])] =
+            Slot{batch.input_ids[t], batch.positions[t]};
       }
-      if (!it.want_logits) continue;
+      if (!want) continue;
       // The "attention": fold every token 0..end-1 as stored in the KV pool.
       uint64_t state = 0x1234;
-      int32_t last = -1;
       for (int32_t p = 0; p < end; ++p) {
-        const Slot& s = kv_[where(it.block_table, p)];
-        if (s.pos != p)
+        const Slot& sl = kv_[static_cast<std::size_t>(where(table, p))];
+        if (sl.pos != p)
           throw std::runtime_error("KV slot of position " + std::to_string(p) + " holds position " +
-                                   std::to_string(s.pos));
-        state = toy_mix(state ^ static_cast<uint64_t>(s.token) * 0x100000001b3ULL);
-        last = s.token;
+                                   std::to_string(sl.pos));
+        state = toy_mix(state ^ static_cast<uint64_t>(sl.token) * 0x100000001b3ULL);
       }
-      (void)last;
-      float* out = logits.data() + row * static_cast<std::size_t>(config_.n_vocab);
+      float* out = logits_.data() + row * static_cast<std::size_t>(config_.n_vocab);
       for (int32_t v = 0; v < config_.n_vocab; ++v) {
         const bool letter = (v >= 'a' && v <= 'z') || v == ' ';
         out[v] =
@@ -125,9 +131,18 @@ class PagedToyRunner : public ModelRunner {
                    : -std::numeric_limits<float>::infinity();
       }
       if (eos_at_length > 0 && end >= eos_at_length) out[ByteTokenizer::kEos] = 100.0f;
+      tokens_.push_back(
+          sampler_.sample(std::span<const float>(out, static_cast<std::size_t>(config_.n_vocab)),
+                          batch.sampling[row]));
       ++row;
     }
     batches.push_back(std::move(seen));
+    keep_logits_ = batch.return_logits;
+  }
+  void finish(StepResult& result) override {
+    result.tokens = tokens_;
+    result.logits.clear();
+    if (keep_logits_) result.logits = logits_;
   }
 
   int32_t eos_at_length = 0;  // > 0: EOS is the clear argmax once a sequence has this many tokens
@@ -141,10 +156,10 @@ class PagedToyRunner : public ModelRunner {
   void check_block(int32_t b) const {
     if (b < 0 || b >= num_blocks_) throw std::runtime_error("block id out of range");
   }
-  std::size_t where(std::span<const int32_t> table, int32_t pos) const {
+  int32_t where(std::span<const int32_t> table, int32_t pos) const {
     const int32_t b = table[static_cast<std::size_t>(pos / block_size_)];
     check_block(b);
-    return slot(b, pos % block_size_);
+    return static_cast<int32_t>(slot(b, pos % block_size_));
   }
 
   ModelConfig config_;
@@ -152,6 +167,10 @@ class PagedToyRunner : public ModelRunner {
   int32_t num_blocks_ = 0;
   int32_t block_size_ = 0;
   std::vector<Slot> kv_;
+  Sampler sampler_;
+  std::vector<float> logits_;
+  std::vector<int32_t> tokens_;
+  bool keep_logits_ = false;
 };
 
 }  // namespace flowrank::engine::testing

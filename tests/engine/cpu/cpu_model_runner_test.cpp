@@ -14,12 +14,18 @@
 #include <string>
 #include <vector>
 
+#include "../step_batch_support.hpp"
 #include "flowrank/common/error.hpp"
 #include "flowrank/common/files.hpp"
 #include "flowrank/engine/cpu/cpu_model_runner.hpp"
 
 namespace flowrank::engine {
 namespace {
+
+using testing::forward_logits;
+using testing::preload_blocks;
+using testing::TestBatch;
+using testing::TestItem;
 
 const std::string kSource = FLOWRANK_SOURCE_DIR;
 const std::string kSmolLm = kSource + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -51,7 +57,7 @@ class SmolLmRunnerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     runner_ = new CpuModelRunner(load_model(kSmolLm));
-    runner_->preload(kPoolBlocks, kBlockSize);
+    preload_blocks(*runner_, kPoolBlocks, kBlockSize);
   }
   static void TearDownTestSuite() {
     delete runner_;
@@ -96,11 +102,11 @@ class BlockAllocator {
 // the logits of each, in order.
 std::vector<std::vector<float>> step(ModelRunner& r, BlockAllocator& alloc, std::vector<Seq*> seqs,
                                      const std::vector<int32_t>& counts) {
-  ForwardBatch batch;
+  TestBatch batch;
   for (std::size_t i = 0; i < seqs.size(); ++i) {
     Seq& s = *seqs[i];
     alloc.cover(s, s.computed + counts[i]);
-    ForwardItem item;
+    TestItem item;
     item.tokens =
         std::span<const int32_t>(s.tokens.data() + s.computed, static_cast<std::size_t>(counts[i]));
     item.start_pos = s.computed;
@@ -109,7 +115,7 @@ std::vector<std::vector<float>> step(ModelRunner& r, BlockAllocator& alloc, std:
     batch.items.push_back(item);
   }
   std::vector<float> logits;
-  r.forward(batch, logits);
+  forward_logits(r, batch, logits);
   for (std::size_t i = 0; i < seqs.size(); ++i) seqs[i]->computed += counts[i];
   const int64_t v = r.config().n_vocab;
   std::vector<std::vector<float>> out;
@@ -292,13 +298,13 @@ TEST_F(SmolLmRunnerTest, ShuffledBlockTableGivesSameLogitsAsContiguous) {
   std::mt19937 rng(11);
   const std::vector<int32_t> prompt = random_tokens(rng, 50, vocab);
   auto run = [&](std::vector<int32_t> blocks) {
-    ForwardBatch batch;
-    batch.items.push_back(ForwardItem{prompt, 0, blocks, true});
+    TestBatch batch;
+    batch.items.push_back(TestItem{prompt, 0, blocks, true});
     std::vector<float> l1, l2;
-    runner_->forward(batch, l1);
+    forward_logits(*runner_, batch, l1);
     const std::vector<int32_t> next = {4242};
-    batch.items[0] = ForwardItem{next, 50, blocks, true};
-    runner_->forward(batch, l2);
+    batch.items[0] = TestItem{next, 50, blocks, true};
+    forward_logits(*runner_, batch, l2);
     l1.insert(l1.end(), l2.begin(), l2.end());
     return l1;
   };
@@ -308,63 +314,65 @@ TEST_F(SmolLmRunnerTest, ShuffledBlockTableGivesSameLogitsAsContiguous) {
   EXPECT_TRUE(
       bitwise_equal(contiguous.data(), shuffled.data(), static_cast<int64_t>(contiguous.size())));
   // And a copied block serves as well as the original (copy-on-write of a partial block).
-  runner_->copy_block(466, 200);
+  {
+    StepBatch copy;
+    copy.clear();
+    copy.copies.push_back({466, 200});
+    StepResult none;
+    runner_->run(copy, none);
+  }
   const std::vector<int32_t> next = {4242};
-  ForwardBatch batch;
+  TestBatch batch;
   const std::vector<int32_t> blocks = {301, 7, 466, 150};
-  batch.items.push_back(ForwardItem{next, 50, blocks, true});
+  batch.items.push_back(TestItem{next, 50, blocks, true});
   std::vector<float> direct, copied;
-  runner_->forward(batch, direct);
+  forward_logits(*runner_, batch, direct);
   const std::vector<int32_t> blocks2 = {301, 7, 200, 150};
-  batch.items[0] = ForwardItem{next, 50, blocks2, true};
-  runner_->forward(batch, copied);
+  batch.items[0] = TestItem{next, 50, blocks2, true};
+  forward_logits(*runner_, batch, copied);
   EXPECT_TRUE(bitwise_equal(direct.data(), copied.data(), vocab));
 }
 
 TEST_F(SmolLmRunnerTest, OnlyItemsWantingLogitsGetThem) {
   std::vector<int32_t> a = {1, 2, 3}, b = {4, 5};
   std::vector<int32_t> ba = {10}, bb = {11};
-  ForwardBatch batch;
-  batch.items.push_back(ForwardItem{a, 0, ba, false});
-  batch.items.push_back(ForwardItem{b, 0, bb, true});
+  TestBatch batch;
+  batch.items.push_back(TestItem{a, 0, ba, false});
+  batch.items.push_back(TestItem{b, 0, bb, true});
   std::vector<float> logits;
-  runner_->forward(batch, logits);
+  forward_logits(*runner_, batch, logits);
   EXPECT_EQ(logits.size(), static_cast<std::size_t>(runner_->config().n_vocab));
 }
 
-TEST_F(SmolLmRunnerTest, LogitsWithoutTokensIsRunError) {
+TEST_F(SmolLmRunnerTest, SamplingWithoutTokensIsRefusedByTheBatch) {
   std::vector<int32_t> none, blocks = {3};
-  ForwardBatch batch;
-  batch.items.push_back(ForwardItem{none, 0, blocks, true});
-  std::vector<float> logits;
-  try {
-    runner_->forward(batch, logits);
-    FAIL() << "expected RunError";
-  } catch (const RunError& e) {
-    EXPECT_STREQ(e.what(), "cpu backend: item 0: logits wanted but no tokens to compute");
-  }
+  TestBatch batch;
+  batch.items.push_back(TestItem{none, 0, blocks, true});
+  EXPECT_THROW(testing::to_step_batch(batch), std::invalid_argument);
 }
 
-TEST_F(SmolLmRunnerTest, BlockTableTooShortIsRunError) {
-  std::vector<int32_t> tokens(20, 5), blocks = {3};
-  ForwardBatch batch;
-  batch.items.push_back(ForwardItem{tokens, 0, blocks, true});
-  std::vector<float> logits;
+TEST_F(SmolLmRunnerTest, PagesNotCoveringTheSequenceIsRunError) {
+  std::vector<int32_t> tokens(20, 5), blocks = {3, 4};
+  TestBatch batch;
+  batch.items.push_back(TestItem{tokens, 0, blocks, true});
+  StepBatch step = testing::to_step_batch(batch);
+  step.pages.pop_back();
+  step.page_start.back() -= 1;
+  StepResult result;
   try {
-    runner_->forward(batch, logits);
+    runner_->run(step, result);
     FAIL() << "expected RunError";
   } catch (const RunError& e) {
-    EXPECT_NE(
-        std::string(e.what()).find("block table of 1 blocks does not cover positions [0, 20)"),
-        std::string::npos)
-        << e.what();
+    EXPECT_STREQ(e.what(), "cpu backend: sequence 0: 1 KV pages do not cover 20 tokens");
   }
+  // The batch builder refuses such a table outright.
+  batch.items[0].block_table = std::span<const int32_t>(blocks).first(1);
+  EXPECT_THROW(testing::to_step_batch(batch), std::invalid_argument);
 }
 
-TEST_F(SmolLmRunnerTest, DeviceNameAndPoolSize) {
+TEST_F(SmolLmRunnerTest, DeviceName) {
   EXPECT_NE(runner_->device_name().find("cpu ("), std::string::npos);
   EXPECT_NE(runner_->device_name().find("OpenBLAS"), std::string::npos);
-  EXPECT_GE(runner_->max_kv_blocks(16), 0);
 }
 
 TEST(CpuModelRunner, WeightBytesFromConfigMatchTheLoadedModel) {
@@ -380,14 +388,11 @@ TEST(CpuModelRunner, ModelThatCannotFitIsRunError) {
   CpuRunnerOptions options;
   options.memory_limit_bytes = 256u << 20;  // SmolLM2 needs ~0.54 GB as f32
   CpuModelRunner runner(load_model(kSmolLm), options);
-  // Sizing the pool and preloading both say why: the weights alone do not fit.
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  // Sizing the pool from memory and preloading a given pool both say why: the weights alone do
+  // not fit.
+  for (int32_t blocks : {0, 16}) {
     try {
-      if (attempt == 0) {
-        (void)runner.max_kv_blocks(16);
-      } else {
-        runner.preload(16, 16);
-      }
+      preload_blocks(runner, blocks, 16);
       FAIL() << "expected RunError";
     } catch (const RunError& e) {
       const std::string msg = e.what();
@@ -646,7 +651,7 @@ TEST_P(ArchGoldenTest, LogitsMatchTransformers) {
   }
   CpuModelRunner runner(std::move(weights));
   // Block size 4 and shuffled block tables: the sliding window and the pages both cut across.
-  runner.preload(64, 4);
+  preload_blocks(runner, 64, 4);
   const int vocab = runner.config().n_vocab;
   ASSERT_EQ(vocab, golden["n_vocab"].get<int>());
   const auto ref = read_f32(kGolden + name + "_logits.f32");
@@ -669,22 +674,23 @@ TEST_P(ArchGoldenTest, LogitsMatchTransformers) {
   };
   // Prefill the first 10 tokens of both in one batch, then decode the rest one by one.
   constexpr int64_t kPrefill = 10;
-  ForwardBatch batch;
+  TestBatch batch;
+  batch.block_size = 4;
   for (std::size_t s = 0; s < seqs.size(); ++s) {
     batch.items.push_back(
-        ForwardItem{std::span<const int32_t>(seqs[s].data(), kPrefill), 0, tables[s], true});
+        TestItem{std::span<const int32_t>(seqs[s].data(), kPrefill), 0, tables[s], true});
   }
   std::vector<float> logits;
-  runner.forward(batch, logits);
+  forward_logits(runner, batch, logits);
   for (std::size_t s = 0; s < seqs.size(); ++s) {
     compare(s, kPrefill - 1, logits.data() + static_cast<int64_t>(s) * vocab);
   }
   for (int64_t pos = kPrefill; pos < len; ++pos) {
     for (std::size_t s = 0; s < seqs.size(); ++s) {
-      batch.items[s] = ForwardItem{std::span<const int32_t>(seqs[s].data() + pos, 1),
-                                   static_cast<int32_t>(pos), tables[s], true};
+      batch.items[s] = TestItem{std::span<const int32_t>(seqs[s].data() + pos, 1),
+                                static_cast<int32_t>(pos), tables[s], true};
     }
-    runner.forward(batch, logits);
+    forward_logits(runner, batch, logits);
     for (std::size_t s = 0; s < seqs.size(); ++s) {
       compare(s, pos, logits.data() + static_cast<int64_t>(s) * vocab);
     }

@@ -1,8 +1,9 @@
 #pragma once
 // The reference CPU backend: f32 compute over weights dequantized at preload, OpenBLAS sgemm for
-// every projection, a paged f32 KV pool. Exact and batch invariant: a sequence's logits are
-// bitwise the same whatever else shares its batch, however its prompt was chunked, and whether a
-// prefix came from the cache (see gemm_tile_rows).
+// every projection, a paged f32 KV pool; it executes the ModelPlan op by op (cpu_ops.hpp) and
+// samples on the host. Exact and batch invariant: a sequence's logits are bitwise the same
+// whatever else shares its batch, however its prompt was chunked, and whether a prefix came from
+// the cache (see gemm_tile_rows).
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -10,7 +11,9 @@
 #include <vector>
 
 #include "flowrank/engine/model.hpp"
+#include "flowrank/engine/model_plan.hpp"
 #include "flowrank/engine/model_runner.hpp"
+#include "flowrank/engine/sampler.hpp"
 
 namespace flowrank::engine {
 
@@ -50,16 +53,16 @@ class CpuModelRunner final : public ModelRunner {
   CpuModelRunner& operator=(const CpuModelRunner&) = delete;
 
   const ModelConfig& config() const override { return weights_.config; }
-  // Throws RunError("out of memory: model needs N GiB as f32, M GiB available") when the
-  // dequantized weights (or weights + pool) do not fit.
-  void preload(int32_t num_blocks, int32_t block_size) override;
-  // (memory limit or MemAvailable) / 2 minus the f32 weights, in blocks; capped at 16 full
-  // contexts. The pool is allocated lazily (pages are touched only when KV is written).
-  int32_t max_kv_blocks(int32_t block_size) const override;
-  // Throws RunError for an item whose block table does not cover its tokens, a block or token id
-  // out of range, or a call before preload.
-  void forward(const ForwardBatch& batch, std::vector<float>& logits) override;
-  void copy_block(int32_t src, int32_t dst) override;
+  const ModelPlan& plan() const { return plan_; }
+  // Dequantizes the weights to f32 and allocates the pool: limits.kv_blocks blocks, or what
+  // (memory limit or MemAvailable) / 2 leaves beside the weights, capped at kv_blocks_cap and 16
+  // full contexts. The pool's pages are touched only when KV is written. Throws RunError("out of
+  // memory: model needs N GiB as f32, M GiB available") when it does not fit.
+  int32_t preload(const RunnerLimits& limits) override;
+  // Runs the whole step (the CPU has nothing to overlap with). Throws RunError for a page or
+  // token id out of range, or a call before preload.
+  void launch(const StepBatch& batch) override;
+  void finish(StepResult& result) override;
   std::string device_name() const override;
 
   int32_t threads() const { return threads_; }
@@ -67,28 +70,42 @@ class CpuModelRunner final : public ModelRunner {
   std::size_t f32_weight_bytes() const;
 
  private:
-  // Throws RunError("out of memory: model ... needs N GiB as f32, M GiB available").
-  void check_weights_fit() const;
-
- public:
- private:
   struct Layer {
     std::vector<float> wqkv;  // [n_q + 2 n_kv][n_embd]: q, k, v projections stacked
     std::vector<float> bqkv;  // empty unless qkv_bias
     std::vector<float> wo, w_gate_up, w_down;  // w_gate_up: [2 n_ff][n_embd], gate rows first
     std::vector<float> attn_norm, ffn_norm, q_norm, k_norm, post_attn_norm, post_ffn_norm;
   };
-  struct RopeTable {  // per rotated pair i: inverse frequency and the cos/sin scale
-    std::vector<double> inv_freq;
-    float mscale = 1.0f;
+  // The plan's buffers for one step, reused between steps.
+  struct Buffers {
+    std::vector<float> x, h, qkv, attn, proj, gate_up, act;
+    std::vector<int32_t> row_seq;             // sequence of each token row
+    std::vector<std::vector<float>> cos_sin;  // per RoPE table: rows x pairs x 2
+    std::vector<float> logits;                // sampled rows x n_vocab
   };
 
+  void check_weights_fit() const;
+  int32_t pool_blocks(const RunnerLimits& limits) const;
+  void load_weights();
+  const std::vector<float>& weight(int32_t layer, WeightSlot slot) const;
+  void validate(const StepBatch& batch) const;
+  void prepare(const StepBatch& batch);
   void matmul(const float* x, int64_t m, const std::vector<float>& w, int64_t n, float* y);
-  void fill_rope(const RopeTable& table, const std::vector<int32_t>& positions,
-                 std::vector<float>& cos_sin) const;
-  void apply_rope(float* v, int n_heads, const float* cos_sin) const;
+
+  // One function per plan op.
+  void embed(const StepBatch& batch, const PlanOp& op);
+  void qkv_proj(const PlanOp& op);
+  void qk_norm(const PlanOp& op);
+  void rope(const PlanOp& op);
+  void store_kv(const StepBatch& batch, int32_t layer);
+  void attention(const StepBatch& batch, const PlanOp& op);
+  void residual(const PlanOp& op);
+  void swiglu_rows();
+  void logits(const StepBatch& batch);
+  void sample(const StepBatch& batch);
 
   ModelWeights weights_;
+  ModelPlan plan_;
   CpuRunnerOptions options_;
   int32_t threads_ = 1;
   std::size_t memory_budget_ = 0;  // bytes, fixed at construction (before our own allocations)
@@ -96,13 +113,16 @@ class CpuModelRunner final : public ModelRunner {
   bool preloaded_ = false;
   std::vector<float> tok_embd_, output_norm_, output_;  // output_ empty when tied
   std::vector<Layer> layers_;
-  RopeTable rope_main_, rope_plain_;  // plain: sliding-window layers of a YaRN model
 
   int32_t num_blocks_ = 0;
   int32_t block_size_ = 0;
   std::size_t block_floats_ = 0;              // floats of K (or V) per block, all layers
   std::unique_ptr<float[]> k_pool_, v_pool_;  // [block][layer][slot][kv_head][head_dim]
 
+  int64_t rows_ = 0;  // token rows of the current step
+  Buffers buf_;
+  StepResult result_;
+  Sampler sampler_;
   std::vector<float> gemm_scratch_;
 };
 

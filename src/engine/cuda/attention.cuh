@@ -1,0 +1,77 @@
+#pragma once
+// Paged attention behind one interface. The runner writes each step's new K/V into the cache
+// itself (store_kv), then per layer asks the backend for attn = softmax(q k^T * scale) v over each
+// sequence's cached positions: causal for the step's new tokens, optionally limited to a window.
+//
+// KV cache of one layer, as FlashInfer's NHD paged layout: block b holds block_size slots of
+// n_head_kv * head_dim bf16 values, at k_cache + b * block_size * n_head_kv * head_dim (same for
+// v_cache). Queries: row r (the step's token r) holds n_head heads of head_dim values starting at
+// q + r * q_row_stride (the q part of the qkv buffer); out row r is n_head * head_dim contiguous.
+//
+// plan() runs once per step on the host (FlashInfer's scheduling: which CTA takes which pages),
+// writing only into buffers the backend owns at fixed addresses; run() only launches kernels
+// that read those buffers. So a run() captured into a CUDA graph replays correctly after a later
+// plan() for a batch of the same shape class (see AttentionBatch::graph_seqs).
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace flowrank::engine::cuda {
+
+struct AttentionConfig {
+  int32_t n_head = 0;
+  int32_t n_head_kv = 0;
+  int32_t head_dim = 0;  // 64 and 128 are instantiated
+  int32_t block_size = 16;
+  int32_t max_tokens = 0;  // most query rows in one step
+  int32_t max_seqs = 0;    // most sequences in one step
+  int32_t max_pages = 0;   // most pages listed in one step (sum over its sequences)
+  float scale = 0.0f;      // usually 1 / sqrt(head_dim)
+  bool cascade = true;     // shared-prefix decode attention when sequences share leading pages
+  int device = 0;
+};
+
+// One step's metadata. Host arrays are read by plan(); the device arrays (same contents, owned by
+// the runner at fixed addresses, uploaded before plan) are what the kernels read.
+struct AttentionBatch {
+  int32_t num_seqs = 0;
+  int32_t num_tokens = 0;
+  bool decode_only = false;  // every sequence has exactly one query row
+  // > 0: the step will be replayed from a CUDA graph captured for this many sequences (the real
+  // ones first, the rest padding with no rows); plan() must prepare a launch of that shape.
+  int32_t graph_seqs = 0;
+  // num_seqs + 1 / num_seqs / num_seqs + 1 / page_start[num_seqs] entries (StepBatch's arrays).
+  const int32_t* query_start = nullptr;
+  const int32_t* seq_lens = nullptr;
+  const int32_t* page_start = nullptr;
+  const int32_t* pages = nullptr;
+  const int32_t* d_query_start = nullptr;
+  const int32_t* d_seq_lens = nullptr;
+  const int32_t* d_page_start = nullptr;
+  const int32_t* d_pages = nullptr;
+};
+
+class AttentionBackend {
+ public:
+  virtual ~AttentionBackend() = default;
+  // Host-side planning for the step; called before the step's first run(). May copy its schedule
+  // to the device on `stream`.
+  virtual void plan(const AttentionBatch& batch, cudaStream_t stream) = 0;
+  // One layer: window = 0 for full causal attention, else only the last `window` positions
+  // (the query's own included) are attended.
+  virtual void run(const __nv_bfloat16* q, int64_t q_row_stride, const __nv_bfloat16* k_cache,
+                   const __nv_bfloat16* v_cache, int32_t window, __nv_bfloat16* out,
+                   cudaStream_t stream) = 0;
+  // Device memory the backend holds (workspaces), for the runner's memory accounting.
+  virtual std::size_t device_bytes() const = 0;
+  // "flashinfer fa3 prefill, tensor-core decode, cascade" -- for logs and the report.
+  virtual std::string describe() const = 0;
+};
+
+// Throws RunError naming what is unsupported (e.g. a head size that was not instantiated).
+std::unique_ptr<AttentionBackend> make_attention_backend(const AttentionConfig& config);
+
+}  // namespace flowrank::engine::cuda
