@@ -14,24 +14,43 @@ namespace fs = std::filesystem;
 
 namespace {
 constexpr const char* kDefaultModel = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
+constexpr const char* kDefaultTokenizer = "fixtures/tokenizers/smollm2.tokenizer.gguf";
 
-std::string default_model_path() {
-  if (const char* env = std::getenv("FLOWRANK_MODEL"); env && *env) return env;
+// $<env>, else `relative` under the current directory, else under the directory above the
+// executable's (build/flowrank -> the checkout).
+std::string bundled_file(const char* env_name, const char* relative) {
+  if (const char* env = std::getenv(env_name); env && *env) return env;
   std::error_code ec;
-  if (fs::exists(kDefaultModel, ec)) return kDefaultModel;
+  if (fs::exists(relative, ec)) return relative;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
-    const fs::path beside = exe.parent_path().parent_path() / kDefaultModel;
+    const fs::path beside = exe.parent_path().parent_path() / relative;
     if (fs::exists(beside, ec)) return beside.string();
   }
-  return kDefaultModel;  // missing: the loader's error names this path
+  return relative;  // missing: the loader's error names this path
+}
+}  // namespace
+
+std::string default_model_path() {
+  return bundled_file("FLOWRANK_MODEL", kDefaultModel);
+}
+
+std::string default_tokenizer_path() {
+  return bundled_file("FLOWRANK_TOKENIZER", kDefaultTokenizer);
+}
+
+void apply_engine_flags(const EngineFlags& flags, engine::EngineOptions& o) {
+  if (flags.tokenizer) o.tokenizer_model = *flags.tokenizer;
+  if (flags.gpu) o.gpu = *flags.gpu;
+  if (flags.gpu_memory_fraction) o.gpu_memory_fraction = *flags.gpu_memory_fraction;
+  if (flags.no_cascade) o.cascade_attention = false;
+  if (flags.no_cuda_graphs) o.cuda_graphs = false;
 }
 
 engine::EngineOptions engine_options_for(const flow::JobSpec& job) {
   engine::EngineOptions o;
   o.model = job.model.empty() ? default_model_path() : job.model;
-  o.tokenizer_model = default_model_path();
+  o.tokenizer_model = job.tokenizer.empty() ? default_tokenizer_path() : job.tokenizer;
   o.device = job.device;
   o.block_size = job.engine.block_size;
   o.kv_blocks = job.engine.kv_blocks;
@@ -40,6 +59,21 @@ engine::EngineOptions engine_options_for(const flow::JobSpec& job) {
   o.prefix_cache = job.engine.prefix_cache;
   o.threads = job.engine.threads;
   return o;
+}
+
+engine::EngineOptions model_engine_options(const std::string& model, const std::string& device) {
+  engine::EngineOptions o;
+  o.model = model.empty() ? default_model_path() : model;
+  o.tokenizer_model = default_tokenizer_path();
+  o.device = device;
+  return o;
+}
+
+std::vector<engine::Completion> drain(engine::Engine& eng) {
+  std::vector<engine::Completion> all;
+  while (eng.has_work())
+    for (auto& c : eng.step()) all.push_back(std::move(c));
+  return all;
 }
 
 int guarded(const std::function<int()>& body) {

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "cli_common.hpp"
+
 namespace flowrank::cli {
 
 struct RunArgs {
@@ -14,6 +16,7 @@ struct RunArgs {
   bool no_cache = false;
   bool no_prefix_cache = false;
   std::string progress = "auto";  // auto | live | lines | off
+  EngineFlags engine;
 };
 int run_command(const RunArgs& args);
 
@@ -44,6 +47,8 @@ struct GenerateArgs {
   float top_p = 1.0f;
   uint64_t seed = 0;
   std::string device = "auto";
+  std::optional<std::string> logits;  // write each generated token's logits (f32) here
+  EngineFlags engine;
 };
 int generate_command(const GenerateArgs& args);
 
@@ -54,8 +59,14 @@ struct BenchArgs {
   std::vector<int32_t> gen_tokens{64};
   std::vector<int32_t> batch{1, 16};
   int32_t threads = 0;
+  int32_t context = 16;  // prompt tokens of each decode (tg) request
+  std::optional<int32_t> max_batch_tokens, max_seqs;
+  // --offline N:P:G: N requests of P prompt and G generated tokens submitted at once
+  std::optional<std::string> offline;
   bool no_batch_invariance = false;
+  bool limits = false;           // also measure the device's copy bandwidth and GEMM rate
   std::string format = "table";  // table | json
+  EngineFlags engine;
 };
 int bench_command(const BenchArgs& args);
 

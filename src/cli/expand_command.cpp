@@ -35,7 +35,9 @@ int expand_command(const ExpandArgs& args) {
     // Exact token counts need only the tokenizer, not the engine: read it from the model's GGUF
     // (a dummy model's tokenizer comes from the default GGUF).
     const std::string spec = job.model.empty() ? default_model_path() : job.model;
-    const std::string vocab = spec.rfind("dummy:", 0) == 0 ? default_model_path() : spec;
+    const std::string vocab = spec.rfind("dummy:", 0) != 0 ? spec
+                              : job.tokenizer.empty()      ? default_tokenizer_path()
+                                                           : job.tokenizer;
     std::shared_ptr<const engine::Tokenizer> tok;
     try {
       tok = engine::Tokenizer::from_gguf(*engine::GgufFile::open(vocab));

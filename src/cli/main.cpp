@@ -6,6 +6,21 @@
 
 using namespace flowrank::cli;
 
+namespace {
+
+void add_engine_flags(CLI::App* cmd, EngineFlags& f) {
+  cmd->add_option("--tokenizer", f.tokenizer, "Tokenizer GGUF of a dummy model");
+  cmd->add_option("--gpu", f.gpu, "CUDA device (default: the local rank's)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--gpu-memory-fraction", f.gpu_memory_fraction,
+                  "Share of the GPU's memory to use (default 0.90)")
+      ->check(CLI::Range(0.01, 1.0));
+  cmd->add_flag("--no-cascade", f.no_cascade, "Plain decode attention even over shared prefixes");
+  cmd->add_flag("--no-cuda-graphs", f.no_cuda_graphs, "Launch decode steps kernel by kernel");
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"flowrank: batch runner for multi-step LLM workflows", "flowrank"};
   app.set_version_flag("--version", std::string("flowrank ") + FLOWRANK_VERSION);
@@ -25,6 +40,7 @@ int main(int argc, char** argv) {
                     "Compute every prompt in full (for measuring the prefix cache)");
   run_cmd->add_option("--progress", run.progress, "auto | live | lines | off")
       ->check(CLI::IsMember({"auto", "live", "lines", "off"}));
+  add_engine_flags(run_cmd, run.engine);
 
   ExpandArgs expand;
   auto* expand_cmd = app.add_subcommand("expand", "Expand a job's workflows into the flow cache");
@@ -62,6 +78,9 @@ int main(int argc, char** argv) {
   gen_cmd->add_option("--top-p", gen.top_p, "Nucleus sampling mass")->check(CLI::Range(0.0, 1.0));
   gen_cmd->add_option("--seed", gen.seed, "Sampling seed");
   gen_cmd->add_option("--device", gen.device, "auto | cpu | cuda");
+  gen_cmd->add_option("--logits", gen.logits,
+                      "Write the logits of each generated token here (f32, n_vocab per token)");
+  add_engine_flags(gen_cmd, gen.engine);
 
   BenchArgs bench;
   auto* bench_cmd =
@@ -74,10 +93,21 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("-n,--gen-tokens", bench.gen_tokens, "Generation lengths")->delimiter(',');
   bench_cmd->add_option("-b,--batch", bench.batch, "Concurrent sequences")->delimiter(',');
   bench_cmd->add_option("-t,--threads", bench.threads, "CPU threads (0 = all cores)");
+  bench_cmd->add_option("-c,--context", bench.context, "Prompt tokens of each decode request")
+      ->check(CLI::PositiveNumber);
+  bench_cmd->add_option("--max-batch-tokens", bench.max_batch_tokens, "Tokens per engine step")
+      ->check(CLI::PositiveNumber);
+  bench_cmd->add_option("--max-seqs", bench.max_seqs, "Sequences per engine step")
+      ->check(CLI::PositiveNumber);
+  bench_cmd->add_option("--offline", bench.offline,
+                        "N:P:G: N requests of P prompt and G output tokens at once (throughput)");
+  bench_cmd->add_flag("--limits", bench.limits,
+                      "Measure the GPU's copy bandwidth and GEMM rate; rates become % of them");
   bench_cmd->add_flag("--no-batch-invariance", bench.no_batch_invariance,
                       "Let GEMM shapes follow the batch (faster, results depend on the batch)");
   bench_cmd->add_option("--format", bench.format, "table | json")
       ->check(CLI::IsMember({"table", "json"}));
+  add_engine_flags(bench_cmd, bench.engine);
 
   try {
     app.parse(argc, argv);

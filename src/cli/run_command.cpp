@@ -112,6 +112,7 @@ int run_command(const RunArgs& args) {
   rep.attrs.extra["layout"] = flow::layout_name(expansion.job.layout);
 
   engine::EngineOptions eopts = engine_options_for(job);
+  apply_engine_flags(args.engine, eopts);
   if (args.no_prefix_cache) eopts.prefix_cache = false;
   rep.attrs.model = eopts.model;
   std::unique_ptr<engine::Engine> eng = phases.time("engine_preload", [&] {

@@ -6,34 +6,56 @@
 #include "flowrank/engine/gguf.hpp"
 #include "flowrank/engine/llm_engine.hpp"
 #include "flowrank/engine/tokenizer.hpp"
+#if FLOWRANK_HAVE_CUDA
+#include "flowrank/engine/cuda/cuda_model_runner.hpp"
+#endif
 
 namespace flowrank::engine {
+namespace {
 
-std::unique_ptr<Engine> make_engine(const EngineOptions& options) {
-  if (options.device != "auto" && options.device != "cpu" && options.device != "cuda")
-    throw InputError("device '" + options.device + "'", "expected auto, cpu or cuda");
-  // The CUDA backend is not part of this build yet: "auto" falls back to the CPU engine, an
-  // explicit "cuda" is refused rather than silently run elsewhere.
-  if (options.device == "cuda")
-    throw InputError("device 'cuda'", "this build has no CUDA backend; use --device cpu or auto");
+bool is_dummy(const std::string& model) {
+  return model.rfind("dummy:", 0) == 0;
+}
 
-  // Dummy weights are generated in memory: refuse a shape the CPU cannot hold before making
-  // gigabytes of them (olmo3-7b is 27 GiB as f32).
-  if (options.model.rfind("dummy:", 0) == 0) {
-    const std::size_t budget = cpu_available_memory();
-    if (budget > 0)
-      require_f32_fit(options.model,
-                      f32_weight_bytes_of(dummy_model_config(options.model.substr(6))), budget);
-  }
-  ModelWeights weights = load_model(options.model);
+std::shared_ptr<const Tokenizer> load_tokenizer(const EngineOptions& options,
+                                                const ModelWeights& weights) {
   std::shared_ptr<const GgufFile> vocab_file = weights.file;
   if (!vocab_file) {  // dummy weights: the tokenizer comes from a real GGUF
     if (options.tokenizer_model.empty())
       throw InputError(options.model, "a dummy model needs a tokenizer GGUF (tokenizer_model)");
     vocab_file = GgufFile::open(options.tokenizer_model);
   }
-  std::shared_ptr<const Tokenizer> tokenizer = Tokenizer::from_gguf(*vocab_file);
+  return Tokenizer::from_gguf(*vocab_file);
+}
 
+// "auto": CUDA when this build has it and a device exists, else the CPU.
+bool use_cuda(const EngineOptions& options) {
+  if (options.device != "auto" && options.device != "cpu" && options.device != "cuda")
+    throw InputError("device '" + options.device + "'", "expected auto, cpu or cuda");
+#if FLOWRANK_HAVE_CUDA
+  if (options.device == "cpu") return false;
+  const int devices = cuda_device_count();
+  if (options.device == "cuda" && devices == 0)
+    throw RunError("device 'cuda': no CUDA device found (use --device cpu or auto)");
+  return devices > 0;
+#else
+  if (options.device == "cuda")
+    throw InputError("device 'cuda'", "this build has no CUDA backend; use --device cpu or auto");
+  return false;
+#endif
+}
+
+std::unique_ptr<Engine> make_cpu_engine(const EngineOptions& options) {
+  // Dummy weights are generated in memory: refuse a shape the CPU cannot hold before making
+  // gigabytes of them (olmo3-7b is 27 GiB as f32).
+  if (is_dummy(options.model)) {
+    const std::size_t budget = cpu_available_memory();
+    if (budget > 0)
+      require_f32_fit(options.model,
+                      f32_weight_bytes_of(dummy_model_config(options.model.substr(6))), budget);
+  }
+  ModelWeights weights = load_model(options.model);
+  std::shared_ptr<const Tokenizer> tokenizer = load_tokenizer(options, weights);
   EngineInfo info;
   info.backend = "cpu";
   info.model = options.model;
@@ -43,6 +65,49 @@ std::unique_ptr<Engine> make_engine(const EngineOptions& options) {
   if (!options.batch_invariant) runner_options.gemm_tile_rows = 0;
   auto runner = std::make_unique<CpuModelRunner>(std::move(weights), runner_options);
   return std::make_unique<LlmEngine>(std::move(runner), std::move(tokenizer), options, info);
+}
+
+#if FLOWRANK_HAVE_CUDA
+std::unique_ptr<Engine> make_cuda_engine(const EngineOptions& options) {
+  if (!(options.gpu_memory_fraction > 0.0f && options.gpu_memory_fraction <= 1.0f))
+    throw InputError("engine options", "gpu_memory_fraction must be in (0, 1]");
+  // Dummy weights are generated on the device: the host holds only their keys.
+  ModelWeights weights = load_model(options.model, 0, /*generate_dummy=*/false);
+  std::shared_ptr<const Tokenizer> tokenizer = load_tokenizer(options, weights);
+  EngineInfo info;
+  info.backend = "cuda";
+  info.model = options.model;
+  info.model_name = weights.config.name;
+  CudaRunnerOptions runner_options;
+  runner_options.device = options.gpu < 0 ? 0 : options.gpu;
+  runner_options.memory_fraction = options.gpu_memory_fraction;
+  runner_options.cascade_attention = options.cascade_attention;
+  runner_options.cuda_graphs = options.cuda_graphs;
+  runner_options.read_weights = options.read_weights;
+  runner_options.broadcast_weights = options.broadcast_weights;
+  auto runner = make_cuda_runner(std::move(weights), std::move(runner_options));
+  return std::make_unique<LlmEngine>(std::move(runner), std::move(tokenizer), options, info);
+}
+#endif
+
+}  // namespace
+
+std::optional<DeviceLimits> measure_device_limits(const EngineOptions& options) {
+#if FLOWRANK_HAVE_CUDA
+  if (use_cuda(options)) return measure_cuda_limits(options.gpu < 0 ? 0 : options.gpu);
+#else
+  (void)options;
+#endif
+  return std::nullopt;
+}
+
+std::unique_ptr<Engine> make_engine(const EngineOptions& options) {
+#if FLOWRANK_HAVE_CUDA
+  if (use_cuda(options)) return make_cuda_engine(options);
+#else
+  (void)use_cuda(options);
+#endif
+  return make_cpu_engine(options);
 }
 
 }  // namespace flowrank::engine

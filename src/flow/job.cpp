@@ -247,6 +247,8 @@ JobSpec load_job(const fs::path& path) {
     } else if (key == "model") {
       const std::string v = r.nonempty_string(node, key);
       job.model = v.rfind("dummy:", 0) == 0 ? v : resolve(dir, v).string();
+    } else if (key == "tokenizer") {
+      job.tokenizer = resolve(dir, r.nonempty_string(node, key)).string();
     } else if (key == "device") {
       job.device = r.string(node, key);
       if (auto p = device_problem(job.device); !p.empty()) r.fail(node, key, p);

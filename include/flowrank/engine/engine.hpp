@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,6 +61,17 @@ struct Completion {
   RequestTiming timing;
 };
 
+// The model's numbers a benchmark needs to put a measured rate beside its limit (bytes a decode
+// step must read, FLOPs a token costs).
+struct ModelShape {
+  int32_t n_layer = 0, n_embd = 0, n_ff = 0, n_head = 0, n_head_kv = 0, head_dim = 0, n_vocab = 0;
+  int32_t sliding_window = 0;      // 0 = none
+  int32_t sliding_layers = 0;      // layers that use it
+  int64_t matmul_params = 0;       // weights a token multiplies through, output layer included
+  int64_t kv_bytes_per_token = 0;  // all layers, K and V, as the backend stores them
+  int64_t weight_bytes = 0;        // as the backend holds them
+};
+
 struct EngineInfo {
   std::string backend;     // "cpu", "cuda"
   std::string device;      // e.g. "cpu (2 threads)", "NVIDIA H200"
@@ -68,6 +80,7 @@ struct EngineInfo {
   int32_t context_length = 0;
   int32_t kv_blocks = 0;
   int32_t block_size = 0;
+  ModelShape shape;
 };
 
 // Counters over the engine's life (for the report and tests).
@@ -95,6 +108,12 @@ class Engine {
   virtual std::vector<Completion> step() = 0;
   virtual bool has_work() const = 0;
   virtual EngineStats stats() const = 0;
+  // Diagnostics (tests, `generate --logits`): keep the logits every token was sampled from; they
+  // leave the device only then. take_logits hands back a request's rows (n_vocab each, one per
+  // generated token) and forgets them.
+  // An engine without them (a test double) keeps nothing.
+  virtual void keep_logits(bool /*on*/) {}
+  virtual std::vector<float> take_logits(uint64_t /*id*/) { return {}; }
 };
 
 struct EngineOptions {
@@ -123,6 +142,15 @@ struct EngineOptions {
   bool read_weights = true;
   std::function<void(void* device_ptr, std::size_t bytes)> broadcast_weights;
 };
+
+// The device's own ceilings, measured in the same run as a benchmark: bytes moved per second by
+// a large device-to-device copy (read + written) and a large bf16 GEMM's FLOP/s. Empty for the
+// CPU backend (its ceilings are not measured here).
+struct DeviceLimits {
+  double copy_bytes_per_s = 0;
+  double bf16_gemm_flops = 0;
+};
+std::optional<DeviceLimits> measure_device_limits(const EngineOptions& options);
 
 // Picks the backend for options.device ("auto": CUDA when built and a GPU exists, else CPU).
 std::unique_ptr<Engine> make_engine(const EngineOptions& options);

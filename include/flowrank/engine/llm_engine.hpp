@@ -56,13 +56,8 @@ class LlmEngine : public Engine {
   const ModelRunner& runner() const { return *runner_; }
   // Null before preload.
   const PrefixCache* prefix_cache() const { return cache_.get(); }
-  // Keep the logits each sampled token was drawn from (tests, `generate --logits`): the last
-  // ones of each request stay readable until the request id is reused.
-  void keep_logits(bool on) { return_logits_ = on; }
-  const std::vector<float>* last_logits(uint64_t id) const {
-    const auto it = last_logits_.find(id);
-    return it == last_logits_.end() ? nullptr : &it->second;
-  }
+  void keep_logits(bool on) override { return_logits_ = on; }
+  std::vector<float> take_logits(uint64_t id) override;
 
  private:
   std::vector<int32_t> encode_prompt(const Request& request) const;
@@ -87,7 +82,7 @@ class LlmEngine : public Engine {
   StepResult result_;
   std::vector<Sequence*> finished_;
   bool return_logits_ = false;
-  std::unordered_map<uint64_t, std::vector<float>> last_logits_;
+  std::unordered_map<uint64_t, std::vector<float>> kept_logits_;
 };
 
 }  // namespace flowrank::engine

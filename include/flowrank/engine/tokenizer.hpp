@@ -52,7 +52,8 @@ class Tokenizer {
   // vocabularies with add_space_prefix, the space the encoder put in front of the text is removed.
   virtual std::string decode(std::span<const int32_t> tokens,
                              bool render_special = false) const = 0;
-  // The bytes one token stands for (for streaming decode); empty for ids outside the vocabulary.
+  // The bytes one token stands for (for streaming decode). Ids past the vocabulary (a dummy
+  // model with a larger output layer) wrap into it; negative ids have no text.
   virtual std::string piece(int32_t token, bool render_special = false) const = 0;
 
   virtual int32_t vocab_size() const = 0;

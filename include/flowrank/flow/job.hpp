@@ -51,6 +51,8 @@ struct JobSpec {
   // A GGUF path (resolved against the job directory) or "dummy:<shape>"; empty when the job
   // names none, so that the caller's default applies.
   std::string model;
+  // A tokenizer GGUF for a dummy model (resolved like `model`); empty: the bundled tokenizer.
+  std::string tokenizer;
   std::string device = "auto";   // auto | cpu | cuda
   std::filesystem::path output;  // relative to the current directory; default reports/<name>.h5
   SamplingOverride sampling;     // [sampling]

@@ -15,6 +15,23 @@ void check_option(bool ok, const std::string& what) {
   if (!ok) throw InputError("engine options", what);
 }
 
+ModelShape shape_of(const ModelConfig& c, int64_t bytes_per_value) {
+  ModelShape s;
+  s.n_layer = c.n_layer, s.n_embd = c.n_embd, s.n_ff = c.n_ff, s.n_head = c.n_head;
+  s.n_head_kv = c.n_head_kv, s.head_dim = c.head_dim, s.n_vocab = c.n_vocab;
+  s.sliding_window = c.sliding_window;
+  for (bool b : c.layer_sliding) s.sliding_layers += b ? 1 : 0;
+  if (c.sliding_window == 0) s.sliding_layers = 0;
+  const int64_t e = c.n_embd, q = int64_t{c.n_head} * c.head_dim,
+                kv = int64_t{c.n_head_kv} * c.head_dim;
+  const int64_t per_layer = e * (q + 2 * kv) + q * e + 3 * e * c.n_ff;
+  s.matmul_params = per_layer * c.n_layer + int64_t{c.n_vocab} * e;
+  s.kv_bytes_per_token = 2 * kv * c.n_layer * bytes_per_value;
+  const int64_t embeddings = int64_t{c.n_vocab} * e * (c.tied_embeddings ? 1 : 2);
+  s.weight_bytes = (per_layer * c.n_layer + embeddings) * bytes_per_value;
+  return s;
+}
+
 }  // namespace
 
 LlmEngine::LlmEngine(std::unique_ptr<ModelRunner> runner,
@@ -38,6 +55,7 @@ LlmEngine::LlmEngine(std::unique_ptr<ModelRunner> runner,
   if (context_length_ <= 0) throw std::invalid_argument("LlmEngine: model has no context length");
   info_.context_length = context_length_;
   info_.block_size = options_.block_size;
+  info_.shape = shape_of(runner_->config(), info_.backend == "cpu" ? 4 : 2);
   if (info_.device.empty()) info_.device = runner_->device_name();
 }
 
@@ -164,10 +182,10 @@ std::vector<Completion> LlmEngine::step() {
   for (std::size_t r = 0; r < batch_.sample_seqs.size(); ++r) {
     Sequence& seq = *plan.chunks[static_cast<std::size_t>(batch_.sample_seqs[r])].seq;
     if (return_logits_) {
-      const auto vocab = static_cast<std::size_t>(runner_->config().n_vocab);
-      last_logits_[seq.id].assign(
-          result_.logits.begin() + static_cast<std::ptrdiff_t>(r * vocab),
-          result_.logits.begin() + static_cast<std::ptrdiff_t>((r + 1) * vocab));
+      const auto vocab = static_cast<std::ptrdiff_t>(runner_->config().n_vocab);
+      const auto row = result_.logits.begin() + static_cast<std::ptrdiff_t>(r) * vocab;
+      std::vector<float>& kept = kept_logits_[seq.id];
+      kept.insert(kept.end(), row, row + vocab);
     }
     if (seq.num_generated() == 0) seq.timing.first_token = now;
     if (seq.append_token(result_.tokens[r], context_length_)) finished_.push_back(&seq);
@@ -188,6 +206,15 @@ std::vector<Completion> LlmEngine::step() {
     sequences_.erase(seq->id);  // destroys seq
   }
   return done;
+}
+
+std::vector<float> LlmEngine::take_logits(uint64_t id) {
+  std::vector<float> out;
+  if (const auto it = kept_logits_.find(id); it != kept_logits_.end()) {
+    out = std::move(it->second);
+    kept_logits_.erase(it);
+  }
+  return out;
 }
 
 EngineStats LlmEngine::stats() const {

@@ -374,11 +374,28 @@ ModelConfig olmo3_7b() {
   return c;
 }
 
+// Test shapes: four layers of the real models' head layout (head size 128), small enough that
+// the CPU backend checks the GPU's logits in seconds, with every architecture feature on.
+ModelConfig llama3_mini() {
+  ModelConfig c = llama3_8b();
+  c.name = "dummy Llama-3 mini (test shape)";
+  c.n_layer = 4, c.n_embd = 512, c.n_ff = 1024, c.n_head = 4, c.n_head_kv = 1;
+  c.context_length = 8192, c.rope_orig_context = 1024;
+  return c;
+}
+
+ModelConfig olmo3_mini() {
+  ModelConfig c = olmo3_7b();
+  c.name = "dummy Olmo-3 mini (test shape)";
+  c.n_layer = 4, c.n_embd = 512, c.n_ff = 1024, c.n_head = 4, c.n_head_kv = 4;
+  c.context_length = 8192, c.rope_orig_context = 1024;
+  c.sliding_window = 64;
+  return c;
+}
+
 constexpr DummyShape kShapes[] = {
-    {"smollm2-135m", smollm2_135m},
-    {"llama3-1b", llama3_1b},
-    {"llama3-8b", llama3_8b},
-    {"olmo3-7b", olmo3_7b},
+    {"smollm2-135m", smollm2_135m}, {"llama3-1b", llama3_1b},     {"llama3-8b", llama3_8b},
+    {"olmo3-7b", olmo3_7b},         {"llama3-mini", llama3_mini}, {"olmo3-mini", olmo3_mini},
 };
 
 // splitmix64: a counter-based generator, so any element can be drawn independently.

@@ -142,11 +142,13 @@ class VocabTokenizer final : public Tokenizer {
   std::string decode(std::span<const int32_t> tokens, bool render_special) const override {
     std::string out;
     for (std::size_t i = 0; i < tokens.size(); ++i) {
-      std::string p = piece(tokens[i], render_special);
+      const int32_t token = in_vocab(tokens[i]);
+      if (token < 0) continue;
+      std::string p = piece(token, render_special);
       // Undo the space the SPM encoder put in front of the text.
       bool first_text = i == 0 || (i == 1 && tokens[0] == bos_);
       if (add_space_prefix_ && first_text && !p.empty() && p[0] == ' ' &&
-          !(attrs_[static_cast<std::size_t>(tokens[i])] & (td::kAttrControl | td::kAttrUnknown))) {
+          !(attrs_[static_cast<std::size_t>(token)] & (td::kAttrControl | td::kAttrUnknown))) {
         p.erase(0, 1);
       }
       out += p;
@@ -154,8 +156,15 @@ class VocabTokenizer final : public Tokenizer {
     return out;
   }
 
+  // Ids past the vocabulary (a dummy model's larger output layer) wrap into it, so generated
+  // text keeps realistic lengths; negative ids have no text.
+  int32_t in_vocab(int32_t token) const {
+    return token >= vocab_size() ? token % vocab_size() : token;
+  }
+
   std::string piece(int32_t token, bool render_special) const override {
-    if (token < 0 || token >= vocab_size()) return {};
+    token = in_vocab(token);
+    if (token < 0) return {};
     if (!render_special && (attrs_[token] & (td::kAttrControl | td::kAttrUnknown))) return {};
     return pieces_[token];
   }

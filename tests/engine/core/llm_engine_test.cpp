@@ -44,7 +44,7 @@ Harness make(const ToySetup& s) {
   o.max_seqs = s.max_seqs;
   o.prefix_cache = s.prefix_cache;
   h.engine = std::make_unique<LlmEngine>(std::move(runner), std::make_shared<ByteTokenizer>(), o,
-                                         EngineInfo{"toy", "", "toy", "toy", 0, 0, 0});
+                                         EngineInfo{"toy", "", "toy", "toy", 0, 0, 0, {}});
   h.engine->preload();
   return h;
 }
@@ -442,4 +442,25 @@ TEST(LlmEngine, FullHitWithoutRoomForACopyRecomputesTheLastBlock) {
   EXPECT_EQ(on.at(1).cached_tokens, 8);
   EXPECT_EQ(copies_on, 0);
   EXPECT_EQ(on.at(1).tokens[0], on.at(0).tokens[1]);  // greedy continuation of the same text
+}
+
+TEST(LlmEngineLogits, KeptOnlyWhenAskedOneRowPerGeneratedToken) {
+  Harness h = make(ToySetup{});
+  h.engine->submit(req(1, "hello there", 6));
+  drain(*h.engine);
+  EXPECT_TRUE(h.engine->take_logits(1).empty()) << "logits kept without being asked";
+
+  h.engine->keep_logits(true);
+  h.engine->submit(req(2, "hello there", 6));
+  const auto done = drain(*h.engine);
+  const std::vector<float> rows = h.engine->take_logits(2);
+  const Completion& c = done.at(2);
+  const std::size_t vocab = 258;
+  ASSERT_EQ(rows.size(), c.tokens.size() * vocab);
+  // Greedy: each token is the argmax of the row it was drawn from.
+  for (std::size_t i = 0; i < c.tokens.size(); ++i) {
+    const float* row = rows.data() + i * vocab;
+    EXPECT_EQ(std::max_element(row, row + vocab) - row, c.tokens[i]) << "token " << i;
+  }
+  EXPECT_TRUE(h.engine->take_logits(2).empty()) << "taken rows are forgotten";
 }

@@ -324,7 +324,8 @@ TEST(Model, BundledSmolLM2) {
 
 TEST(Model, DummyShapesUsePublishedNumbers) {
   EXPECT_EQ(dummy_model_shapes(),
-            (std::vector<std::string>{"smollm2-135m", "llama3-1b", "llama3-8b", "olmo3-7b"}));
+            (std::vector<std::string>{"smollm2-135m", "llama3-1b", "llama3-8b", "olmo3-7b",
+                                      "llama3-mini", "olmo3-mini"}));
   const ModelConfig o = dummy_model_config("olmo3-7b");
   EXPECT_EQ(o.arch, "olmo2");
   EXPECT_EQ(o.n_layer, 32);
@@ -373,7 +374,7 @@ TEST(Model, DummyShapesUsePublishedNumbers) {
   } catch (const InputError& e) {
     EXPECT_STREQ(e.what(),
                  "dummy:gpt-5: unknown dummy shape, known: smollm2-135m, llama3-1b, "
-                 "llama3-8b, olmo3-7b");
+                 "llama3-8b, olmo3-7b, llama3-mini, olmo3-mini");
   }
   EXPECT_THROW(load_model("dummy:nope"), InputError);
 }
@@ -416,6 +417,31 @@ TEST(Model, DummySmolLM2Weights) {
   EXPECT_EQ(std::memcmp(again.layers[3].wq.data, q.data, q.nbytes), 0);
   const ModelWeights other = load_model("dummy:smollm2-135m", 8);
   EXPECT_NE(std::memcmp(other.layers[3].wq.data, q.data, 1024), 0);
+}
+
+TEST(Model, DummyTensorsWithoutDataCarryTheirGenerator) {
+  // A GPU backend generates dummy weights on the device from each tensor's key: the keys (and
+  // the generator, fill_dummy_f16) must reproduce exactly what load_model generates on the host.
+  const ModelWeights full = load_model("dummy:smollm2-135m", 7);
+  const ModelWeights lazy = load_model("dummy:smollm2-135m", 7, /*generate_dummy=*/false);
+  ASSERT_EQ(lazy.layers.size(), full.layers.size());
+  EXPECT_TRUE(lazy.owned.empty());
+  for (const auto* pair : {&lazy.layers[5].w_down, &lazy.layers[0].attn_norm, &lazy.tok_embd}) {
+    const Tensor& t = *pair;
+    EXPECT_TRUE(t.dummy);
+    EXPECT_EQ(t.data, nullptr);
+    EXPECT_FALSE(t.empty());
+  }
+  const auto same = [](const Tensor& lazy_t, const Tensor& full_t, int64_t begin, int64_t end) {
+    std::vector<uint16_t> out(static_cast<std::size_t>(end));
+    fill_dummy_f16(lazy_t, out.data(), begin, end);
+    return std::memcmp(out.data() + begin, static_cast<const uint16_t*>(full_t.data) + begin,
+                       static_cast<std::size_t>(end - begin) * 2) == 0;
+  };
+  // Unaligned ranges too: element i depends on i alone.
+  EXPECT_TRUE(same(lazy.layers[5].w_down, full.layers[5].w_down, 3, 4099));
+  EXPECT_TRUE(same(lazy.layers[0].attn_norm, full.layers[0].attn_norm, 0, 576));
+  EXPECT_TRUE(same(lazy.tok_embd, full.tok_embd, 1000, 2001));
 }
 
 TEST(ModelInfo, DescribesBundledModel) {

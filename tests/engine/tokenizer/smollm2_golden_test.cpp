@@ -126,7 +126,33 @@ TEST_F(SmolLM2Golden, SpecialTokensParsedOnlyWhenAsked) {
   EXPECT_EQ(tok().piece(1), "");
   EXPECT_EQ(tok().piece(1, true), "<|im_start|>");
   EXPECT_EQ(tok().piece(-1), "");
-  EXPECT_EQ(tok().piece(tok().vocab_size()), "");
+}
+
+TEST_F(SmolLM2Golden, IdsPastTheVocabularyWrapIntoIt) {
+  // A dummy model's output layer may be larger than its tokenizer's vocabulary: its ids still
+  // make text, so chained prompts keep realistic lengths.
+  const int32_t hello = tok().encode("Hello", false, false)[0];
+  const int32_t past = hello + 2 * tok().vocab_size();
+  EXPECT_EQ(tok().piece(past), "Hello");
+  EXPECT_EQ(tok().decode(std::vector<int32_t>{past, past}), "HelloHello");
+  fe::StreamDecoder stream(tok());
+  EXPECT_EQ(stream.push(past), "Hello");
+}
+
+TEST_F(SmolLM2Golden, TokenizerOnlyGgufEncodesLikeTheModel) {
+  // fixtures/tokenizers/smollm2.tokenizer.gguf, made by tools/make_test_models.py from the bundled
+  // model: metadata only, no tensors.
+  const auto file =
+      fe::GgufFile::open(kRoot / "fixtures" / "tokenizers" / "smollm2.tokenizer.gguf");
+  EXPECT_TRUE(file->tensors().empty());
+  const auto only = fe::Tokenizer::from_gguf(*file);
+  EXPECT_EQ(only->vocab_size(), tok().vocab_size());
+  EXPECT_EQ(only->apply_chat_template("Hi"), tok().apply_chat_template("Hi"));
+  for (const auto& item : golden()["corpus"]) {
+    const auto text = item["text"].get<std::string>();
+    EXPECT_EQ(only->encode(text, false, true), item["ids_special"].get<std::vector<int32_t>>())
+        << item["name"].get<std::string>();
+  }
 }
 
 TEST_F(SmolLM2Golden, FixtureFilesMatchLlamaCpp) {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "flowrank/engine/engine.hpp"
 #include "flowrank/engine/model.hpp"
 #include "flowrank/engine/model_runner.hpp"
 
@@ -28,6 +29,10 @@ struct CudaRunnerOptions {
 int cuda_device_count();
 // "NVIDIA H200 (sm_90, 139.8 GiB)"; throws RunError for a device that does not exist.
 std::string cuda_device_description(int device);
+
+// DeviceLimits (engine.hpp) of one device: a 4 GiB device-to-device copy and an 8192^3
+// cuBLASLt bf16 GEMM, medians of 10 timed with events after warm-up, on random data.
+DeviceLimits measure_cuda_limits(int device);
 
 // Throws RunError naming the device when it is missing or unusable.
 std::unique_ptr<ModelRunner> make_cuda_runner(ModelWeights weights, CudaRunnerOptions options);
