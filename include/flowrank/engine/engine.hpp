@@ -2,7 +2,9 @@
 // The Engine interface: what the executor (run) sees of any backend. A backend is preloaded once,
 // then fed requests; step() runs one scheduler iteration (continuous batching over every request
 // submitted so far) and returns the requests that finished in it.
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -108,6 +110,13 @@ struct EngineOptions {
   // Bitwise-identical logits whatever shares a sequence's batch (CPU: fixed-shape GEMM tiles).
   // Off only to measure what it costs.
   bool batch_invariant = true;
+  int32_t gpu = -1;  // -1 = the local rank's GPU / 0
+  float gpu_memory_fraction = 0.90f;
+  // false: this rank does not read the weight file; its device buffers are filled by the broadcast.
+  bool read_weights = true;
+  // If set, the runner calls it at preload once per device weight buffer, in the same order on
+  // every rank; on rank 0 the buffer holds the loaded weights.
+  std::function<void(void* device_ptr, std::size_t bytes)> broadcast_weights;
 };
 
 // Picks the backend for options.device ("auto": CUDA when built and a GPU exists, else CPU).
