@@ -96,6 +96,10 @@ std::vector<std::string> Communicator::gather(std::string_view mine, int32_t roo
   return split(all, sizes, displs);
 }
 
+void Communicator::barrier() {
+  check(MPI_Barrier(MPI_COMM_WORLD), "barrier");
+}
+
 std::vector<std::string> Communicator::all_gather(std::string_view mine) {
   const int n = as_count(mine.size());
   std::vector<int> sizes(size_);
@@ -161,6 +165,7 @@ std::unique_ptr<Communicator> Communicator::init() {
 
 Communicator::~Communicator() = default;
 void Communicator::broadcast(std::string&, int32_t) {}
+void Communicator::barrier() {}
 std::vector<std::string> Communicator::gather(std::string_view, int32_t) {
   return {};
 }

@@ -29,6 +29,8 @@ class Communicator {
   void broadcast(std::string& bytes, int32_t root = 0);
   // Every rank's bytes on `root`, by rank (MPI_Gatherv); other ranks get an empty vector.
   std::vector<std::string> gather(std::string_view mine, int32_t root = 0);
+  // Returns once every rank has called it.
+  void barrier();
   // Every rank's bytes on every rank, by rank.
   std::vector<std::string> all_gather(std::string_view mine);
 
