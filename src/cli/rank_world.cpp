@@ -71,6 +71,7 @@ RankWorld::RankWorld(Clock::time_point local_start) : epoch_(local_start) {
   g_stop = &stop;
   std::signal(SIGTERM, on_stop_signal);
   std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGUSR1, on_stop_signal);  // what mpirun forwards to its ranks (it kills on SIGTERM)
   if (!world_.launched()) return;  // a plain local run: no MPI at all
   if (!dist::Communicator::available()) {
     if (world_.size > 1)

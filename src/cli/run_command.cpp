@@ -193,6 +193,7 @@ report::JournalHeader journal_header(const RankRun& r) {
              {"model", a.model},
              {"started_at", a.started_at},
              {"host", r.rw.host()},
+             {"pid", std::to_string(::getpid())},
              {"report", r.job.output.string()},
              {"flow_cache_key", r.flow_key},
              {"layout", flow::layout_name(r.expanded.layout)}};
@@ -440,8 +441,11 @@ int conclude(RankRun& r, std::string* status) {
   }
   if (interrupted > 0) {
     const int sig = r.rw.stop_signal();
-    *status = sig == SIGINT ? "interrupted (SIGINT)" : "interrupted (SIGTERM)";
-    return 128 + (sig ? sig : SIGTERM);
+    *status = sig == SIGINT    ? "interrupted (SIGINT)"
+              : sig == SIGUSR1 ? "interrupted (SIGUSR1)"
+              : sig == SIGTERM ? "interrupted (SIGTERM)"
+                               : "interrupted (stopped by another rank)";
+    return sig == SIGINT ? 128 + SIGINT : 128 + SIGTERM;
   }
   *status = failed_steps ? "complete with " + std::to_string(failed_steps) + " failed steps"
                          : "complete";
@@ -538,7 +542,8 @@ int run_rank(RankRun& r) {
   r.rw.finished();
   if (!r.rw.root()) {
     if (r.rank_error) return 1;
-    return r.result.interrupted ? 128 + SIGTERM : 0;
+    if (r.result.interrupted) return r.rw.stop_signal() == SIGINT ? 128 + SIGINT : 128 + SIGTERM;
+    return 0;
   }
   const int code = write_report(r);
   if (!r.rw.comm() && r.rank_error) std::rethrow_exception(r.rank_error);
