@@ -13,9 +13,9 @@ struct RunArgs {
   bool keep_outputs = false;
   bool no_cache = false;
   bool no_prefix_cache = false;
-  std::string progress = "auto";  // auto | live | lines | off
-  std::string weights_from;       // rank0 | disk; empty: rank0 when world > 1
-  bool resume = false;            // skip steps journaled by an earlier run of the same job
+  std::string progress = "auto";       // auto | live | lines | off
+  std::string weights_from;            // rank0 | disk; empty: rank0 when world > 1
+  bool resume = false;                 // skip steps journaled by an earlier run of the same job
   std::optional<std::string> journal;  // journal directory (default <report>.journal)
   double grace_s = 30;                 // after SIGTERM: seconds for in-flight steps to finish
 };

@@ -34,8 +34,9 @@ int main(int argc, char** argv) {
                     "Skip steps journaled by an earlier run of the same job (see --journal)");
   run_cmd->add_option("--journal", run.journal,
                       "Journal directory (default: the report path + .journal)");
-  run_cmd->add_option("--grace", run.grace_s,
-                      "Seconds in-flight steps may take to finish after SIGTERM (default 30)")
+  run_cmd
+      ->add_option("--grace", run.grace_s,
+                   "Seconds in-flight steps may take to finish after SIGTERM (default 30)")
       ->check(CLI::NonNegativeNumber);
 
   ExpandArgs expand;

@@ -72,11 +72,10 @@ RankWorld::RankWorld(Clock::time_point local_start) : epoch_(local_start) {
   std::signal(SIGTERM, on_stop_signal);
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGUSR1, on_stop_signal);  // what mpirun forwards to its ranks (it kills on SIGTERM)
-  if (!world_.launched()) return;  // a plain local run: no MPI at all
+  if (!world_.launched()) return;        // a plain local run: no MPI at all
   if (!dist::Communicator::available()) {
     if (world_.size > 1)
-      throw RunError("world size " + std::to_string(world_.size) + " (launcher " +
-                     world_.launcher +
+      throw RunError("world size " + std::to_string(world_.size) + " (launcher " + world_.launcher +
                      "): this build has no MPI (configure with -DFLOWRANK_MPI=ON); run one "
                      "process");
     world_.launcher = "local";  // a launched world of one runs as a local one
@@ -142,7 +141,8 @@ void RankWorld::on_lost(int32_t r, bool abort_request) {
   }
   abort = true;
   if (root()) {
-    std::fprintf(stderr, "flowrank: rank %d on %s died (its connection to rank 0 closed); ending "
+    std::fprintf(stderr,
+                 "flowrank: rank %d on %s died (its connection to rank 0 closed); ending "
                  "the job\n",
                  r, hosts_.at(static_cast<std::size_t>(r)).c_str());
     watch_->abort_all();

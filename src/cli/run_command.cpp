@@ -187,16 +187,12 @@ report::JournalHeader journal_header(const RankRun& r) {
   h.rank = r.rw.rank();
   h.world_size = r.rw.size();
   const auto& a = r.rep.attrs;
-  h.attrs = {{"flowrank_version", FLOWRANK_VERSION},
-             {"job_name", r.job.name},
-             {"job_sha256", r.job.job_sha256},
-             {"model", a.model},
-             {"started_at", a.started_at},
-             {"host", r.rw.host()},
-             {"pid", std::to_string(::getpid())},
-             {"report", r.job.output.string()},
-             {"flow_cache_key", r.flow_key},
-             {"layout", flow::layout_name(r.expanded.layout)}};
+  h.attrs = {
+      {"flowrank_version", FLOWRANK_VERSION}, {"job_name", r.job.name},
+      {"job_sha256", r.job.job_sha256},       {"model", a.model},
+      {"started_at", a.started_at},           {"host", r.rw.host()},
+      {"pid", std::to_string(::getpid())},    {"report", r.job.output.string()},
+      {"flow_cache_key", r.flow_key},         {"layout", flow::layout_name(r.expanded.layout)}};
   return h;
 }
 
@@ -204,13 +200,14 @@ report::JournalHeader journal_header(const RankRun& r) {
 // every rank starts its own journal. Rank 0's carries the plan and the resumed steps, so the new
 // set of journals stands on its own.
 void open_journals(RankRun& r) {
-  const auto dir = r.args.journal ? std::filesystem::path(*r.args.journal)
-                                  : default_journal_dir(r.job.output);
+  const auto dir =
+      r.args.journal ? std::filesystem::path(*r.args.journal) : default_journal_dir(r.job.output);
   std::string done_bytes;
   if (r.rw.root()) {
     if (r.args.resume) {
       r.resume = load_resume(dir, r.identity);
-      for (const auto& w : r.resume.warnings) std::fprintf(stderr, "flowrank: warning: %s\n", w.c_str());
+      for (const auto& w : r.resume.warnings)
+        std::fprintf(stderr, "flowrank: warning: %s\n", w.c_str());
       std::printf("[resume] %zu steps done by an earlier run (%s)\n", r.resume.done.size(),
                   dir.c_str());
     }
@@ -248,8 +245,8 @@ bool assign_gpu(RankRun& r, engine::EngineOptions& eopts) {
     const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
     throw RunError("rank " + std::to_string(r.rw.rank()) + " on " + r.rw.host() +
                    ": no GPU for device cuda (local rank " +
-                   std::to_string(r.rw.world().local_rank) + ", CUDA_VISIBLE_DEVICES=" +
-                   (visible ? visible : "unset") + ")");
+                   std::to_string(r.rw.world().local_rank) +
+                   ", CUDA_VISIBLE_DEVICES=" + (visible ? visible : "unset") + ")");
   }
   if (gpus.gpu < 0) return false;
   eopts.gpu = gpus.gpu;
@@ -397,7 +394,8 @@ void gather(RankRun& r) {
   const auto g0 = Clock::now();
   std::vector<std::string> parts = r.rw.comm()->gather(report::serialize_records(mine));
   if (r.rw.root())
-    for (const std::string& p : parts) report::append_records(r.rep, report::deserialize_records(p));
+    for (const std::string& p : parts)
+      report::append_records(r.rep, report::deserialize_records(p));
   const auto g1 = Clock::now();
   r.phases.add("gather", g0, g1);
   report::RecordBatch gathered;
@@ -447,8 +445,8 @@ int conclude(RankRun& r, std::string* status) {
                                : "interrupted (stopped by another rank)";
     return sig == SIGINT ? 128 + SIGINT : 128 + SIGTERM;
   }
-  *status = failed_steps ? "complete with " + std::to_string(failed_steps) + " failed steps"
-                         : "complete";
+  *status =
+      failed_steps ? "complete with " + std::to_string(failed_steps) + " failed steps" : "complete";
   return failed_steps ? 2 : 0;
 }
 
@@ -474,7 +472,8 @@ int write_report(RankRun& r) {
       std::fprintf(stderr, "flowrank: rank %d on %s (%s) failed: %s\n", k.rank, k.host.c_str(),
                    k.device.empty() ? "no device" : k.device.c_str(), k.error.c_str());
   if (code == 2)
-    std::fprintf(stderr, "flowrank: %s; the report has every step, each failed one with its error\n",
+    std::fprintf(stderr,
+                 "flowrank: %s; the report has every step, each failed one with its error\n",
                  status.c_str());
   if (code >= 128)
     std::fprintf(stderr, "flowrank: %s after %zu of %s steps; partial report written to %s\n",

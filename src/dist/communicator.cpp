@@ -107,8 +107,8 @@ std::vector<std::string> Communicator::all_gather(std::string_view mine) {
   std::size_t total = 0;
   const std::vector<int> displs = displacements(sizes, &total);
   std::string all(total, '\0');
-  check(MPI_Allgatherv(mine.data(), n, MPI_BYTE, all.data(), sizes.data(), displs.data(),
-                       MPI_BYTE, MPI_COMM_WORLD),
+  check(MPI_Allgatherv(mine.data(), n, MPI_BYTE, all.data(), sizes.data(), displs.data(), MPI_BYTE,
+                       MPI_COMM_WORLD),
         "allgatherv");
   return split(all, sizes, displs);
 }

@@ -92,14 +92,14 @@ DeviceBroadcast::DeviceBroadcast(Communicator& comm, int32_t gpu) : state_(new S
   init_started_ = Clock::now();
   State* st = state_.get();
   const int32_t rank = comm.rank(), size = comm.size();
-  init_done_ = std::async(std::launch::async, [st, id, rank, size] {
-                 cuda_check(cudaSetDevice(st->gpu), "cannot select GPU " + std::to_string(st->gpu));
-                 nccl_check(ncclCommInitRank(&st->comm, size, id, rank),
-                            "cannot create the communicator");
-                 cuda_check(cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking),
-                            "cannot create a stream");
-                 return Clock::now();
-               }).share();
+  init_done_ =
+      std::async(std::launch::async, [st, id, rank, size] {
+        cuda_check(cudaSetDevice(st->gpu), "cannot select GPU " + std::to_string(st->gpu));
+        nccl_check(ncclCommInitRank(&st->comm, size, id, rank), "cannot create the communicator");
+        cuda_check(cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking),
+                   "cannot create a stream");
+        return Clock::now();
+      }).share();
 }
 
 DeviceBroadcast::~DeviceBroadcast() {
@@ -117,9 +117,9 @@ void DeviceBroadcast::broadcast(void* device_ptr, std::size_t bytes) {
   const Clock::time_point start = Clock::now();
   if (broadcasts_++ == 0) first_broadcast_ = start;
   cuda_check(cudaSetDevice(state_->gpu), "cannot select GPU " + std::to_string(state_->gpu));
-  nccl_check(ncclBroadcast(device_ptr, device_ptr, bytes, ncclChar, 0, state_->comm,
-                           state_->stream),
-             "weights broadcast failed");
+  nccl_check(
+      ncclBroadcast(device_ptr, device_ptr, bytes, ncclChar, 0, state_->comm, state_->stream),
+      "weights broadcast failed");
   cuda_check(cudaStreamSynchronize(state_->stream), "weights broadcast failed");
   last_broadcast_end_ = Clock::now();
   bytes_ += bytes;

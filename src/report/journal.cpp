@@ -64,8 +64,7 @@ std::optional<std::string_view> next_frame(std::string_view bytes, size_t& at) {
   const uint32_t n = r.u32();
   const uint32_t crc = r.u32();
   const std::string_view payload = r.take(n);
-  if (crc32_of(payload) != crc)
-    r.fail("checksum mismatch");
+  if (crc32_of(payload) != crc) r.fail("checksum mismatch");
   at += r.position();
   return payload;
 }
@@ -107,8 +106,7 @@ JournalWriter::JournalWriter(const fs::path& path, const JournalHeader& header) 
   std::error_code ec;
   if (path.has_parent_path()) fs::create_directories(path.parent_path(), ec);
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-  if (fd_ < 0)
-    throw RunError(path.string() + ": cannot create journal: " + std::strerror(errno));
+  if (fd_ < 0) throw RunError(path.string() + ": cannot create journal: " + std::strerror(errno));
   write_all(fd_, std::string(kMagic) + frame(header_payload(header)), path_);
 }
 

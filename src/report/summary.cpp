@@ -212,7 +212,8 @@ std::string format_summary_table(const Summary& summary, const RunAttributes& at
   if (summary.failed_steps > 0)
     out += "\n" + std::to_string(summary.failed_steps) +
            " steps failed or were skipped (their errors are in /steps)\n";
-  if (summary.ranks.size() > 1 || (summary.ranks.size() == 1 && summary.ranks[0].status != "complete")) {
+  if (summary.ranks.size() > 1 ||
+      (summary.ranks.size() == 1 && summary.ranks[0].status != "complete")) {
     std::vector<std::vector<std::string>> rank_rows;
     for (const RankRecord& r : summary.ranks)
       rank_rows.push_back({std::to_string(r.rank), r.host, r.device, r.status,

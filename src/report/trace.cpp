@@ -73,14 +73,19 @@ std::string chrome_trace_json(const RunReport& report) {
     std::vector<Span> phases, steps;
     for (const auto& p : report.phases) {
       if (p.rank != rank) continue;
-      phases.push_back({p.start_s, p.start_s + p.duration_s, {{"name", p.phase}, {"cat", "phase"}}});
+      phases.push_back(
+          {p.start_s, p.start_s + p.duration_s, {{"name", p.phase}, {"cat", "phase"}}});
     }
     for (const auto& s : report.steps) {
       if (s.rank != rank) continue;
-      json args = {{"workflow", s.workflow},       {"step", s.step},
-                   {"prompt_tokens", s.prompt_tokens}, {"cached_tokens", s.cached_tokens},
-                   {"decode_tokens", s.decode_tokens}, {"ttft_ms", s.ttft_ms},
-                   {"finish", s.finish},           {"output_sha256_8", s.output_sha256_8}};
+      json args = {{"workflow", s.workflow},
+                   {"step", s.step},
+                   {"prompt_tokens", s.prompt_tokens},
+                   {"cached_tokens", s.cached_tokens},
+                   {"decode_tokens", s.decode_tokens},
+                   {"ttft_ms", s.ttft_ms},
+                   {"finish", s.finish},
+                   {"output_sha256_8", s.output_sha256_8}};
       if (!s.error.empty()) args["error"] = s.error;
       steps.push_back({s.start_s,
                        s.end_s,

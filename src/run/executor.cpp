@@ -252,9 +252,9 @@ ExecutionResult execute(const flow::ExpandedJob& job, const std::vector<int32_t>
   ExecutionResult result = run.take();
   const auto ended = static_cast<int32_t>(result.steps.size()) + result.steps_resumed;
   if (!result.interrupted && ended != result.steps_total)
-    result.error = std::make_exception_ptr(
-        RunError("engine went idle with " + std::to_string(result.steps_total - ended) +
-                 " steps unfinished"));
+    result.error = std::make_exception_ptr(RunError("engine went idle with " +
+                                                    std::to_string(result.steps_total - ended) +
+                                                    " steps unfinished"));
   return result;
 }
 

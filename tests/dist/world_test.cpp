@@ -46,8 +46,11 @@ TEST(World, MalformedVariableNamesIt) {
 
 // PMIx exports PMIX_RANK but usually no size: the size comes from the launcher that started it.
 TEST(World, PmixRankWithTheLaunchersSize) {
-  auto w = detect_world({{"PMIX_RANK", "2"}, {"SLURM_NTASKS", "3"}, {"SLURM_LOCALID", "0"},
-                         {"SLURM_STEP_ID", "0"}, {"SLURM_PROCID", "2"}});
+  auto w = detect_world({{"PMIX_RANK", "2"},
+                         {"SLURM_NTASKS", "3"},
+                         {"SLURM_LOCALID", "0"},
+                         {"SLURM_STEP_ID", "0"},
+                         {"SLURM_PROCID", "2"}});
   EXPECT_EQ(w.launcher, "pmix");
   EXPECT_EQ(w.size, 3);
   EXPECT_EQ(w.rank, 2);

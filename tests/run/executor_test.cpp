@@ -261,9 +261,8 @@ TEST(Executor, StepsUsingAFailedStepAreSkippedAndOtherWorkflowsRunOn) {
 // Steps done in an earlier run are not submitted again; their outputs reach the steps using them.
 TEST(Executor, ResumedStepsAreSkippedAndTheirOutputsUsed) {
   auto job = make_job(true, 2);
-  const std::map<std::pair<int32_t, int32_t>, std::string> done = {{{0, 0}, "EARLIER PLAN"},
-                                                                    {{1, 0}, "OTHER PLAN"},
-                                                                    {{1, 1}, "OTHER EXEC"}};
+  const std::map<std::pair<int32_t, int32_t>, std::string> done = {
+      {{0, 0}, "EARLIER PLAN"}, {{1, 0}, "OTHER PLAN"}, {{1, 1}, "OTHER EXEC"}};
   ScriptedEngine eng;
   run::ExecutorOptions opt;
   opt.done = &done;

@@ -22,15 +22,14 @@ int32_t visible_gpu_count();
 std::string gpu_pci_id(int32_t device);
 
 struct GpuAssignment {
-  int32_t gpu = -1;                 // device index for this rank; -1: no GPU
-  int32_t ranks_on_this_gpu = 1;    // ranks sharing it (the memory fraction is divided by this)
-  bool distinct_gpus = false;       // every rank of the world has a GPU of its own
+  int32_t gpu = -1;               // device index for this rank; -1: no GPU
+  int32_t ranks_on_this_gpu = 1;  // ranks sharing it (the memory fraction is divided by this)
+  bool distinct_gpus = false;     // every rank of the world has a GPU of its own
 };
 
 // From every rank's "host|pci id" (all_gather): this rank's share, and whether all are distinct.
 // `identities[r]` empty means rank r has no GPU.
-GpuAssignment assign_gpus(const std::vector<std::string>& identities, int32_t rank,
-                          int32_t device);
+GpuAssignment assign_gpus(const std::vector<std::string>& identities, int32_t rank, int32_t device);
 
 // NCCL is used only when the world has more than one rank and every rank has a GPU of its own.
 bool nccl_wanted(int32_t world_size, const GpuAssignment& gpus);

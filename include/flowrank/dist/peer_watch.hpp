@@ -50,7 +50,7 @@ class PeerWatch {
   void lost(std::size_t index);
 
   int32_t rank_ = 0;
-  std::vector<int> fds_;         // rank 0: one per peer (index = rank - 1); others: one, to rank 0
+  std::vector<int> fds_;  // rank 0: one per peer (index = rank - 1); others: one, to rank 0
   std::vector<int32_t> peer_rank_;
   std::vector<bool> peer_done_;  // sent 'F' (or already reported lost)
   const std::atomic<bool>* local_stop_ = nullptr;

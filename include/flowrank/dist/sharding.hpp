@@ -16,9 +16,9 @@ struct ShardItem {
 };
 
 struct ShardPlan {
-  std::vector<int32_t> rank_of;              // per item
-  std::vector<std::vector<int32_t>> items;   // per rank, item indices ascending
-  std::vector<int64_t> load;                 // per rank, estimated cost
+  std::vector<int32_t> rank_of;             // per item
+  std::vector<std::vector<int32_t>> items;  // per rank, item indices ascending
+  std::vector<int64_t> load;                // per rank, estimated cost
 };
 
 // Throws std::invalid_argument for ranks < 1.

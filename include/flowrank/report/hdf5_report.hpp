@@ -11,8 +11,9 @@
 //   /outputs/<workflow>/<step>   (only with keep_outputs) the generated text as a scalar
 //                fixed-length UTF-8 string (null-padded, so text with NUL bytes survives) with an
 //                int64 attribute `length` = its byte count; decimal names, e.g. /outputs/3/1.
-// Table strings are variable-length UTF-8; numbers are little-endian int32 / int64 / float64. h5py reads a
-// table as a structured array (string fields come back as bytes). Empty tables have zero rows.
+// Table strings are variable-length UTF-8; numbers are little-endian int32 / int64 / float64. h5py
+// reads a table as a structured array (string fields come back as bytes). Empty tables have zero
+// rows.
 #include <cstdint>
 #include <filesystem>
 

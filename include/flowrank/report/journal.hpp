@@ -55,7 +55,7 @@ class JournalWriter {
 
 struct JournalContents {
   JournalHeader header;
-  RecordBatch records;               // every intact frame, merged in order
+  RecordBatch records;                 // every intact frame, merged in order
   std::optional<std::string> warning;  // a torn or corrupt tail, with its byte offset
 };
 

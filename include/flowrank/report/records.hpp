@@ -48,10 +48,10 @@ struct WorkflowRecord {
 struct RankRecord {
   int32_t rank = 0;
   std::string host;
-  std::string device;  // the engine's device, e.g. "cpu (2 threads)", "NVIDIA H200"
-  std::string status;  // complete | interrupted | failed | lost (died before the gather)
-  std::string error;   // one line when failed or lost
-  int32_t workflows = 0;   // assigned by the sharding plan
+  std::string device;       // the engine's device, e.g. "cpu (2 threads)", "NVIDIA H200"
+  std::string status;       // complete | interrupted | failed | lost (died before the gather)
+  std::string error;        // one line when failed or lost
+  int32_t workflows = 0;    // assigned by the sharding plan
   int32_t steps_total = 0;  // steps of those workflows
   int32_t steps_done = 0;   // steps recorded (finished, failed or skipped), resumed ones included
   int64_t engine_steps = 0;
