@@ -538,13 +538,18 @@ int run_rank(RankRun& r) {
   }
   if (r.rw.abort) end_after_lost_rank(r);
   gather(r);
-  r.rw.finished();
   if (!r.rw.root()) {
+    // Until rank 0 has written the report: a launcher that ends the job when one rank exits
+    // non-zero (srun --kill-on-bad-exit, mpirun) must not cut the report short.
+    if (r.rw.comm()) r.rw.comm()->barrier();
+    r.rw.finished();
     if (r.rank_error) return 1;
     if (r.result.interrupted) return r.rw.stop_signal() == SIGINT ? 128 + SIGINT : 128 + SIGTERM;
     return 0;
   }
   const int code = write_report(r);
+  if (r.rw.comm()) r.rw.comm()->barrier();
+  r.rw.finished();
   if (!r.rw.comm() && r.rank_error) std::rethrow_exception(r.rank_error);
   return code;
 }
