@@ -89,7 +89,8 @@ ExpandedJob decode_cache_entry(std::string&& bytes) {
   const std::string_view header(bytes.data(), nl);
   // Header: "<magic> crc32=<8 hex> bytes=<n>"
   const std::string_view sha_tag = kSumTag, bytes_tag = " bytes=";
-  if (header.substr(0, kEntryMagic.size()) != kEntryMagic) throw std::runtime_error("unknown header");
+  if (header.substr(0, kEntryMagic.size()) != kEntryMagic)
+    throw std::runtime_error("unknown header");
   const std::size_t sp = header.find(sha_tag), bp = header.find(bytes_tag);
   if (sp == header.npos || bp == header.npos || bp != sp + sha_tag.size() + kSumHex)
     throw std::runtime_error("malformed header");
@@ -99,7 +100,8 @@ ExpandedJob decode_cache_entry(std::string&& bytes) {
     throw std::runtime_error("malformed header");
   const std::string_view payload = std::string_view(bytes).substr(nl + 1);
   if (std::to_string(payload.size()) != size_text)
-    throw std::runtime_error("truncated: " + std::to_string(payload.size()) + " of " + size_text + " bytes");
+    throw std::runtime_error("truncated: " + std::to_string(payload.size()) + " of " + size_text +
+                             " bytes");
   if (crc32_hex(payload) != want_sha) throw std::runtime_error("checksum mismatch");
   try {
     bytes.erase(0, nl + 1);
@@ -117,8 +119,8 @@ FlowCache::Lookup FlowCache::load(const std::string& key) const {
   try {
     result.job = decode_cache_entry(read_file(path));
   } catch (const InputError& e) {
-    result.warning = detail::one_line(path.string() + ": corrupt cache entry (unreadable: " +
-                                      e.what() + "), rebuilding");
+    result.warning = detail::one_line(
+        path.string() + ": corrupt cache entry (unreadable: " + e.what() + "), rebuilding");
   } catch (const std::exception& e) {
     result.warning =
         detail::one_line(path.string() + ": corrupt cache entry (" + e.what() + "), rebuilding");
