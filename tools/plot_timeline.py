@@ -3,7 +3,8 @@
 
 usage: plot_timeline.py FILE.h5 OUT.png
 
-Per rank, one row of phase bars (/phases: start_s .. start_s + duration_s, one colour per phase)
+Per rank (every rank of /ranks, with its host and status, and every rank with records), one row
+of phase bars (/phases: start_s .. start_s + duration_s, one colour per phase)
 and below it the steps (/steps: start_s .. end_s), packed into as many lanes as overlapping steps
 need (continuous batching runs many at once). All rows share one time axis (seconds since the
 run's epoch). Exit status 2 with one line on stderr for a file that is not a flowrank report.
@@ -41,7 +42,12 @@ def read_report(path):
                     fail(f"{path}: /{name} has no column '{column}'")
             tables[name] = data
         title = text(f.attrs.get("job_name", "")) or path
-    return tables["phases"], tables["steps"], title
+        # Report format 2: every rank, also one that recorded nothing (lost before its first phase).
+        ranks = {}
+        if "ranks" in f and isinstance(f["ranks"], h5py.Dataset):
+            for r in f["ranks"][()]:
+                ranks[int(r["rank"])] = f"{text(r['host'])}, {text(r['status'])}"
+    return tables["phases"], tables["steps"], title, ranks
 
 
 def pack_lanes(intervals):
@@ -73,8 +79,9 @@ def main(argv):
     except ImportError as e:
         fail(f"needs h5py and matplotlib: {e}", 1)
 
-    phases, steps, title = read_report(path)
-    ranks = sorted({int(r) for r in phases["rank"]} | {int(r) for r in steps["rank"]}) or [0]
+    phases, steps, title, rank_info = read_report(path)
+    ranks = sorted({int(r) for r in phases["rank"]} | {int(r) for r in steps["rank"]}
+                   | set(rank_info)) or [0]
     phase_names = []
     for p in phases["phase"]:
         name = text(p)
@@ -96,7 +103,8 @@ def main(argv):
     bars_phase = []
     bars_step = []
     for rank in ranks:
-        rows.append((f"rank {rank} phases", y))
+        where = f" ({rank_info[rank]})" if rank in rank_info else ""
+        rows.append((f"rank {rank}{where} phases", y))
         for p in phases:
             if int(p["rank"]) == rank:
                 bars_phase.append((y, float(p["start_s"]), float(p["duration_s"]), text(p["phase"])))

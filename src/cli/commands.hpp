@@ -15,7 +15,11 @@ struct RunArgs {
   bool keep_outputs = false;
   bool no_cache = false;
   bool no_prefix_cache = false;
-  std::string progress = "auto";  // auto | live | lines | off
+  std::string progress = "auto";       // auto | live | lines | off
+  std::string weights_from;            // rank0 | disk; empty: rank0 when world > 1
+  bool resume = false;                 // skip steps journaled by an earlier run of the same job
+  std::optional<std::string> journal;  // journal directory (default <report>.journal)
+  double grace_s = 30;                 // after SIGTERM: seconds for in-flight steps to finish
   EngineFlags engine;
 };
 int run_command(const RunArgs& args);
@@ -33,6 +37,10 @@ struct ReportArgs {
   std::string file;
   std::string format = "table";  // table | json
   bool seed_log = false;
+  std::optional<std::string> trace;    // write Chrome trace-event JSON here
+  std::optional<std::string> recover;  // journal directory to rebuild the report from
+  std::optional<std::string> out;      // with --recover: where to write it
+  bool keep_outputs = false;           // with --recover: store the journaled outputs
 };
 int report_command(const ReportArgs& args);
 

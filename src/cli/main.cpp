@@ -41,6 +41,19 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--progress", run.progress, "auto | live | lines | off")
       ->check(CLI::IsMember({"auto", "live", "lines", "off"}));
   add_engine_flags(run_cmd, run.engine);
+  run_cmd
+      ->add_option("--weights-from", run.weights_from,
+                   "rank0 (default with several ranks on GPUs of their own: rank 0 reads, NCCL "
+                   "broadcasts) | disk (every rank reads)")
+      ->check(CLI::IsMember({"rank0", "disk"}));
+  run_cmd->add_flag("--resume", run.resume,
+                    "Skip steps journaled by an earlier run of the same job (see --journal)");
+  run_cmd->add_option("--journal", run.journal,
+                      "Journal directory (default: the report path + .journal)");
+  run_cmd
+      ->add_option("--grace", run.grace_s,
+                   "Seconds in-flight steps may take to finish after SIGTERM (default 30)")
+      ->check(CLI::NonNegativeNumber);
 
   ExpandArgs expand;
   auto* expand_cmd = app.add_subcommand("expand", "Expand a job's workflows into the flow cache");
@@ -52,7 +65,15 @@ int main(int argc, char** argv) {
 
   ReportArgs rep;
   auto* report_cmd = app.add_subcommand("report", "Summarise a run's HDF5 report");
-  report_cmd->add_option("file", rep.file, "Report file (.h5)")->required();
+  report_cmd->add_option("file", rep.file, "Report file (.h5)");
+  report_cmd->add_option("--trace", rep.trace,
+                         "Write Chrome trace-event JSON (Perfetto, chrome://tracing) here");
+  report_cmd->add_option("--recover", rep.recover,
+                         "Rebuild the report from a run's journal directory (FILE not needed)");
+  report_cmd->add_option("--out", rep.out,
+                         "With --recover: the report to write (default: the run's report path)");
+  report_cmd->add_flag("--keep-outputs", rep.keep_outputs,
+                       "With --recover: store the journaled outputs under /outputs");
   report_cmd->add_option("--format", rep.format, "table | json")
       ->check(CLI::IsMember({"table", "json"}));
   report_cmd->add_flag("--seed-log", rep.seed_log,

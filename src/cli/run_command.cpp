@@ -1,36 +1,34 @@
-// `flowrank run JOB`: world -> flow expansion (cached) -> engine preload -> executor -> report.
+// `flowrank run JOB`: world -> flow expansion (rank 0, cached) and broadcast -> sharding ->
+// engine preload (NCCL weights broadcast when ranks have GPUs of their own) -> executor, journaling
+// every step -> gather to rank 0 -> report.
 #include <unistd.h>
 
-#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
-#include <numeric>
+#include <memory>
 
 #include "cli_common.hpp"
 #include "commands.hpp"
 #include "flowrank/common/clock.hpp"
 #include "flowrank/common/error.hpp"
-#include "flowrank/dist/world.hpp"
+#include "flowrank/common/hash.hpp"
+#include "flowrank/dist/gpu_ranks.hpp"
+#include "flowrank/dist/sharding.hpp"
+#include "flowrank/flow/cost.hpp"
 #include "flowrank/flow/expand.hpp"
 #include "flowrank/flow/flow_cache.hpp"
 #include "flowrank/report/hdf5_report.hpp"
+#include "flowrank/report/journal.hpp"
+#include "flowrank/report/record_bytes.hpp"
 #include "flowrank/report/summary.hpp"
 #include "flowrank/run/executor.hpp"
 #include "flowrank/run/progress.hpp"
+#include "rank_world.hpp"
+#include "run_journal.hpp"
 
 namespace flowrank::cli {
 namespace {
-
-std::atomic<bool> g_stop{false};
-volatile std::sig_atomic_t g_signal = 0;
-
-extern "C" void on_stop_signal(int sig) {
-  g_signal = sig;
-  g_stop.store(true);
-  // A second Ctrl-C kills at once.
-  std::signal(sig, SIG_DFL);
-}
 
 std::string utc_now_iso() {
   std::time_t t = std::time(nullptr);
@@ -41,48 +39,66 @@ std::string utc_now_iso() {
   return buf;
 }
 
-// Records phases relative to the run's epoch.
-class PhaseClock {
+// Phases as clock readings; they become records once the shared epoch is known.
+class PhaseLog {
  public:
-  PhaseClock(Clock::time_point epoch, int32_t rank, std::vector<report::PhaseRecord>& out)
-      : epoch_(epoch), rank_(rank), out_(out) {}
   template <class F>
   auto time(const char* phase, F&& f) {
     const auto start = Clock::now();
     struct Record {
-      PhaseClock* self;
+      PhaseLog* self;
       const char* phase;
       Clock::time_point start;
-      ~Record() {
-        self->out_.push_back({self->rank_, phase, seconds_between(self->epoch_, start),
-                              seconds_between(start, Clock::now())});
-      }
+      ~Record() { self->add(phase, start, Clock::now()); }
     } record{this, phase, start};
     return f();
   }
+  void add(const std::string& phase, Clock::time_point a, Clock::time_point b) {
+    entries_.push_back({phase, a, b});
+  }
+  double last_duration_s() const {
+    return entries_.empty() ? 0 : seconds_between(entries_.back().a, entries_.back().b);
+  }
+  // Records from entry `from` on, relative to `epoch`.
+  std::vector<report::PhaseRecord> records(int32_t rank, Clock::time_point epoch,
+                                           std::size_t from = 0) const {
+    std::vector<report::PhaseRecord> out;
+    for (std::size_t i = from; i < entries_.size(); ++i)
+      out.push_back({rank, entries_[i].phase, seconds_between(epoch, entries_[i].a),
+                     seconds_between(entries_[i].a, entries_[i].b)});
+    return out;
+  }
+  std::size_t size() const { return entries_.size(); }
 
  private:
-  Clock::time_point epoch_;
-  int32_t rank_;
-  std::vector<report::PhaseRecord>& out_;
+  struct Entry {
+    std::string phase;
+    Clock::time_point a, b;
+  };
+  std::vector<Entry> entries_;
 };
 
-}  // namespace
+// Everything one rank carries through a run.
+struct RankRun {
+  RankRun(const RunArgs& a, RankWorld& w) : args(a), rw(w) {}
+  const RunArgs& args;
+  RankWorld& rw;
+  PhaseLog phases;
+  flow::JobSpec job;
+  flow::ExpandedJob expanded;
+  std::string flow_key;
+  std::string identity;  // what journals must match to be resumed from
+  dist::ShardPlan plan;
+  ResumeState resume;
+  std::unique_ptr<report::JournalWriter> journal;
+  std::unique_ptr<engine::Engine> eng;
+  report::RankRecord me;
+  run::ExecutionResult result;
+  std::exception_ptr rank_error;  // preload or engine failure on this rank (multi-rank)
+  report::RunReport rep;          // rank 0's report
+};
 
-int run_command(const RunArgs& args) {
-  const Clock::time_point epoch = Clock::now();
-  report::RunReport rep;
-  rep.attrs.flowrank_version = FLOWRANK_VERSION;
-  rep.attrs.started_at = utc_now_iso();
-  PhaseClock phases(epoch, 0, rep.phases);
-
-  const dist::World world = phases.time("world_init", [] { return dist::detect_world(); });
-  rep.attrs.world_size = world.size;
-  if (world.size > 1)
-    throw RunError("world size " + std::to_string(world.size) + " (launcher " + world.launcher +
-                   "): multi-rank runs need the MPI layer, which this build does not include; "
-                   "run one process");
-
+flow::JobSpec load_job_spec(const RunArgs& args) {
   flow::JobSpec job = flow::load_job(args.job);
   flow::JobOverrides ov;
   if (args.out) ov.out = *args.out;
@@ -90,98 +106,480 @@ int run_command(const RunArgs& args) {
   ov.model = args.model;
   ov.workflows = args.workflows;
   flow::apply_overrides(job, ov);
-  rep.attrs.job_name = job.name;
-  rep.attrs.job_sha256 = job.job_sha256;
+  if (!args.weights_from.empty() && args.weights_from != "rank0" && args.weights_from != "disk")
+    throw InputError("--weights-from", "expected rank0 or disk, found '" + args.weights_from + "'");
+  return job;
+}
 
-  std::optional<flow::FlowCache> cache;
-  if (!args.no_cache) cache.emplace(flow::default_cache_dir());
-  flow::ExpansionResult expansion =
-      phases.time("flow_expand", [&] { return flow::expand_job(job, cache ? &*cache : nullptr); });
-  if (expansion.warning)
-    std::fprintf(stderr, "flowrank: warning: %s\n", expansion.warning->c_str());
+void print_flow_line(const RankRun& r, const flow::ExpansionResult& e) {
   std::printf("[flow] %s  key=%.16s  %s  %.1f ms  workflows=%zu  fixture=%llu bytes in %u files\n",
-              job.name.c_str(), expansion.key.c_str(),
-              args.no_cache ? "uncached" : (expansion.hit ? "hit" : "miss"),
-              expansion.seconds * 1e3, expansion.job.workflows.size(),
-              static_cast<unsigned long long>(expansion.job.fixture_bytes),
-              expansion.job.fixture_files);
-  rep.attrs.extra["flow_cache"] = args.no_cache ? "off" : (expansion.hit ? "hit" : "miss");
-  rep.attrs.extra["flow_cache_key"] = expansion.key;
-  rep.attrs.extra["fixture_bytes"] = std::to_string(expansion.job.fixture_bytes);
-  rep.attrs.extra["fixture_files"] = std::to_string(expansion.job.fixture_files);
-  rep.attrs.extra["layout"] = flow::layout_name(expansion.job.layout);
+              r.job.name.c_str(), e.key.c_str(),
+              r.args.no_cache ? "uncached" : (e.hit ? "hit" : "miss"), e.seconds * 1e3,
+              e.job.workflows.size(), static_cast<unsigned long long>(e.job.fixture_bytes),
+              e.job.fixture_files);
+}
 
-  engine::EngineOptions eopts = engine_options_for(job);
-  apply_engine_flags(args.engine, eopts);
-  if (args.no_prefix_cache) eopts.prefix_cache = false;
-  rep.attrs.model = eopts.model;
-  std::unique_ptr<engine::Engine> eng = phases.time("engine_preload", [&] {
+// Rank 0 alone reads the flow cache and the fixtures; the others receive the cache entry's bytes
+// and verify its checksum. An expansion error on rank 0 ends the others quietly.
+void expand_and_share(RankRun& r) {
+  std::string payload;  // 'K' key '\n' entry bytes, or 'E' code
+  if (r.rw.root()) {
+    try {
+      std::optional<flow::FlowCache> cache;
+      if (!r.args.no_cache) cache.emplace(flow::default_cache_dir());
+      flow::ExpansionResult e = r.phases.time(
+          "flow_expand", [&] { return flow::expand_job(r.job, cache ? &*cache : nullptr); });
+      if (e.warning) std::fprintf(stderr, "flowrank: warning: %s\n", e.warning->c_str());
+      print_flow_line(r, e);
+      auto& x = r.rep.attrs.extra;
+      x["flow_cache"] = r.args.no_cache ? "off" : (e.hit ? "hit" : "miss");
+      x["flow_cache_key"] = e.key;
+      x["fixture_bytes"] = std::to_string(e.job.fixture_bytes);
+      x["fixture_files"] = std::to_string(e.job.fixture_files);
+      x["layout"] = flow::layout_name(e.job.layout);
+      r.expanded = std::move(e.job);
+      r.flow_key = e.key;
+    } catch (const InputError&) {
+      payload = "E2";
+      if (r.rw.comm()) r.rw.comm()->broadcast(payload);
+      throw;
+    } catch (...) {
+      payload = "E1";
+      if (r.rw.comm()) r.rw.comm()->broadcast(payload);
+      throw;
+    }
+  }
+  if (!r.rw.comm()) return;
+  r.phases.time("flow_broadcast", [&] {
+    if (r.rw.root()) payload = "K" + r.flow_key + "\n" + flow::encode_cache_entry(r.expanded);
+    r.rw.comm()->broadcast(payload);
+    if (r.rw.root()) return;
+    if (payload[0] == 'E') throw QuietExit{payload[1] - '0'};
+    const std::size_t nl = payload.find('\n');
+    r.flow_key = payload.substr(1, nl - 1);
+    try {
+      r.expanded = flow::decode_cache_entry(payload.substr(nl + 1));
+    } catch (const std::exception& e) {
+      throw RunError("rank " + std::to_string(r.rw.rank()) + " on " + r.rw.host() +
+                     ": flows from rank 0 arrived corrupt (" + e.what() + ")");
+    }
+  });
+}
+
+void make_plan(RankRun& r) {
+  const std::vector<flow::WorkflowCost> costs = flow::estimate_costs(r.expanded);
+  std::vector<dist::ShardItem> items;
+  for (const auto& c : costs)
+    items.push_back({c.own_tokens, c.shared_prefix_tokens > 0 ? 0 : -1, c.shared_prefix_tokens});
+  r.plan = dist::plan_shards(items, r.rw.size());
+  if (r.rw.root())
+    for (std::size_t i = 0; i < items.size(); ++i)
+      r.rep.plan.push_back(
+          {static_cast<int32_t>(i), r.plan.rank_of[i], items[i].cost + items[i].prefix_cost});
+  for (int32_t w : r.plan.items[r.rw.rank()])
+    r.me.steps_total += static_cast<int32_t>(r.expanded.workflows[w].steps.size());
+  r.me.workflows = static_cast<int32_t>(r.plan.items[r.rw.rank()].size());
+}
+
+report::JournalHeader journal_header(const RankRun& r) {
+  report::JournalHeader h;
+  h.identity = r.identity;
+  h.rank = r.rw.rank();
+  h.world_size = r.rw.size();
+  const auto& a = r.rep.attrs;
+  h.attrs = {
+      {"flowrank_version", FLOWRANK_VERSION}, {"job_name", r.job.name},
+      {"job_sha256", r.job.job_sha256},       {"model", a.model},
+      {"started_at", a.started_at},           {"host", r.rw.host()},
+      {"pid", std::to_string(::getpid())},    {"report", r.job.output.string()},
+      {"flow_cache_key", r.flow_key},         {"layout", flow::layout_name(r.expanded.layout)}};
+  return h;
+}
+
+// Rank 0 reads the earlier journals (--resume) or clears them, and shares what was done; then
+// every rank starts its own journal. Rank 0's carries the plan and the resumed steps, so the new
+// set of journals stands on its own.
+void open_journals(RankRun& r) {
+  const auto dir =
+      r.args.journal ? std::filesystem::path(*r.args.journal) : default_journal_dir(r.job.output);
+  std::string done_bytes;
+  if (r.rw.root()) {
+    if (r.args.resume) {
+      r.resume = load_resume(dir, r.identity);
+      for (const auto& w : r.resume.warnings)
+        std::fprintf(stderr, "flowrank: warning: %s\n", w.c_str());
+      std::printf("[resume] %zu steps done by an earlier run (%s)\n", r.resume.done.size(),
+                  dir.c_str());
+    }
+    for (const auto& old : report::journal_files(dir)) std::filesystem::remove(old);
+    report::RecordBatch done;
+    done.outputs = r.resume.done;
+    done_bytes = report::serialize_records(done);
+  }
+  if (r.rw.comm()) {
+    r.rw.comm()->broadcast(done_bytes);
+    if (!r.rw.root()) r.resume.done = report::deserialize_records(done_bytes).outputs;
+  }
+  r.journal = std::make_unique<report::JournalWriter>(report::journal_path(dir, r.rw.rank()),
+                                                      journal_header(r));
+  if (r.rw.root()) {
+    report::RecordBatch first;
+    first.plan = r.rep.plan;
+    first.steps = r.resume.records.steps;
+    first.workflows = r.resume.records.workflows;
+    first.outputs = r.resume.records.outputs;
+    r.journal->append(first);
+  }
+}
+
+// This rank's GPU, when the run uses GPUs and has several ranks. Every rank takes part in the
+// all_gather of GPU identities (a rank without a GPU sends none and fails after it, in one line).
+// Returns whether the weights should come from rank 0 over NCCL.
+bool assign_gpu(RankRun& r, engine::EngineOptions& eopts) {
+  if (!r.rw.comm() || r.rw.size() < 2 || eopts.device == "cpu") return false;
+  const int32_t count = dist::visible_gpu_count();
+  const int32_t device = count > 0 ? r.rw.world().local_rank % count : -1;
+  const std::string id = device >= 0 ? r.rw.host() + "|" + dist::gpu_pci_id(device) : "";
+  const auto gpus = dist::assign_gpus(r.rw.comm()->all_gather(id), r.rw.rank(), device);
+  if (eopts.device == "cuda" && gpus.gpu < 0) {
+    const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+    throw RunError("rank " + std::to_string(r.rw.rank()) + " on " + r.rw.host() +
+                   ": no GPU for device cuda (local rank " +
+                   std::to_string(r.rw.world().local_rank) +
+                   ", CUDA_VISIBLE_DEVICES=" + (visible ? visible : "unset") + ")");
+  }
+  if (gpus.gpu < 0) return false;
+  eopts.gpu = gpus.gpu;
+  eopts.gpu_memory_fraction /= static_cast<float>(gpus.ranks_on_this_gpu);
+  if (!gpus.distinct_gpus && r.rw.root())
+    std::printf("[dist] ranks share GPUs: no NCCL, every rank reads the weights from disk\n");
+  return dist::nccl_wanted(r.rw.size(), gpus) && r.args.weights_from != "disk" &&
+         dist::nccl_available();
+}
+
+void preload(RankRun& r) {
+  engine::EngineOptions eopts = engine_options_for(r.job);
+  apply_engine_flags(r.args.engine, eopts);
+  if (r.args.no_prefix_cache) eopts.prefix_cache = false;
+  std::unique_ptr<dist::DeviceBroadcast> nccl;
+  const bool use_nccl = assign_gpu(r, eopts);
+  r.me.weights = "disk";
+  if (use_nccl) {
+    eopts.read_weights = r.rw.root();
+    eopts.broadcast_weights = [&nccl](void* p, std::size_t n) { nccl->broadcast(p, n); };
+    r.me.weights = r.rw.root() ? "disk" : "rank0";
+  }
+  const auto start = Clock::now();
+  r.eng = r.phases.time("engine_preload", [&] {
+    if (use_nccl)  // its creation overlaps the weight load
+      nccl = std::make_unique<dist::DeviceBroadcast>(*r.rw.comm(), eopts.gpu);
     auto e = engine::make_engine(eopts);
     e->preload();
     return e;
   });
-  const engine::EngineInfo info = eng->info();
-  rep.attrs.device = info.device;
-  rep.attrs.extra["backend"] = info.backend;
-  rep.attrs.extra["kv_blocks"] = std::to_string(info.kv_blocks);
-  rep.attrs.extra["block_size"] = std::to_string(info.block_size);
-  rep.attrs.extra["prefix_cache"] = eopts.prefix_cache ? "on" : "off";
-  std::printf("[engine] %s on %s: %d KV blocks x %d tokens, context %d (preload %.2f s)\n",
-              info.model_name.c_str(), info.device.c_str(), info.kv_blocks, info.block_size,
-              info.context_length, rep.phases.back().duration_s);
-  std::fflush(stdout);
+  if (nccl) {  // both overlap the preload: recorded as their own phases inside it
+    r.phases.add("nccl_init", nccl->init_started(), nccl->init_ended());
+    if (nccl->broadcast_any())
+      r.phases.add("weights_broadcast", nccl->first_broadcast(), nccl->last_broadcast_end());
+  }
+  const engine::EngineInfo info = r.eng->info();
+  r.me.device = info.device;
+  r.me.kv_blocks = info.kv_blocks;
+  if (r.rw.root()) {
+    r.rep.attrs.device = info.device;
+    r.rep.attrs.extra["backend"] = info.backend;
+    r.rep.attrs.extra["kv_blocks"] = std::to_string(info.kv_blocks);
+    r.rep.attrs.extra["block_size"] = std::to_string(info.block_size);
+    r.rep.attrs.extra["prefix_cache"] = eopts.prefix_cache ? "on" : "off";
+    std::printf("[engine] %s on %s: %d KV blocks x %d tokens, context %d (preload %.2f s)\n",
+                info.model_name.c_str(), info.device.c_str(), info.kv_blocks, info.block_size,
+                info.context_length, seconds_between(start, Clock::now()));
+    std::fflush(stdout);
+  }
+}
 
-  std::signal(SIGTERM, on_stop_signal);
-  std::signal(SIGINT, on_stop_signal);
-  std::vector<int32_t> shard(expansion.job.workflows.size());
-  std::iota(shard.begin(), shard.end(), 0);
-
+void run_shard(RankRun& r) {
   const bool terminal =
-      args.progress == "live" || (args.progress == "auto" && isatty(fileno(stderr)));
+      r.args.progress == "live" || (r.args.progress == "auto" && isatty(fileno(stderr)));
   run::ProgressDisplay display(stderr, terminal);
   run::ExecutorOptions xopts;
-  xopts.epoch = epoch;
-  xopts.rank = world.rank;
-  xopts.keep_outputs = args.keep_outputs;
-  xopts.stop = &g_stop;
-  if (args.progress != "off")
+  xopts.epoch = r.rw.epoch();
+  xopts.rank = r.rw.rank();
+  xopts.keep_outputs = r.args.keep_outputs;
+  xopts.stop = &r.rw.stop;
+  xopts.grace_s = r.args.grace_s;
+  xopts.abort = &r.rw.abort;
+  xopts.done = &r.resume.done;
+  if (r.args.progress != "off" && r.rw.root())
     xopts.on_progress = [&](const run::ProgressSnapshot& p) { display.update(p); };
-  run::ExecutionResult result =
-      phases.time("run", [&] { return run::execute(expansion.job, shard, *eng, xopts); });
+  xopts.on_step = [&](const report::StepRecord& s, const std::string& out,
+                      const report::WorkflowRecord* w) {
+    report::RecordBatch b;
+    b.steps.push_back(s);
+    if (s.error.empty()) b.outputs[{s.workflow, s.step}] = out;
+    if (w) b.workflows.push_back(*w);
+    r.journal->append(b);
+  };
+  // Phases so far go to the journal first: a recovered report shows them too.
+  report::RecordBatch before;
+  before.phases = r.phases.records(r.rw.rank(), r.rw.epoch());
+  r.journal->append(before);
+  const std::size_t mark = r.phases.size();
+  r.result = r.phases.time(
+      "run", [&] { return run::execute(r.expanded, r.plan.items[r.rw.rank()], *r.eng, xopts); });
   display.finish();
+  report::RecordBatch after;
+  after.phases = r.phases.records(r.rw.rank(), r.rw.epoch(), mark);
+  r.journal->append(after);
+  if (r.result.error) r.rank_error = r.result.error;
+}
 
-  rep.steps = std::move(result.steps);
-  rep.workflows = std::move(result.workflows);
-  rep.outputs = std::move(result.outputs);
-  std::string status = "complete";
-  if (result.interrupted)
-    status = g_signal == SIGINT ? "interrupted (SIGINT)" : "interrupted (SIGTERM)";
-  if (result.error) status = "failed";
-  rep.attrs.extra["status"] = status;
-  rep.attrs.extra["steps_total"] = std::to_string(result.steps_total);
-  const engine::EngineStats stats = eng->stats();
-  rep.attrs.extra["engine_steps"] = std::to_string(stats.steps);
-  rep.attrs.extra["engine_preemptions"] = std::to_string(stats.preemptions);
-  rep.attrs.extra["engine_evictions"] = std::to_string(stats.evictions);
-  rep.attrs.extra["engine_computed_tokens"] = std::to_string(stats.computed_tokens);
+std::string status_of(const RankRun& r) {
+  if (r.rank_error) return "failed";
+  if (r.result.interrupted) return "interrupted";
+  return "complete";
+}
 
-  // Whatever happened in the run, what finished is written before the error is reported.
-  const auto write_start = Clock::now();
-  report::write_report_hdf5(rep, job.output, args.keep_outputs);
-  const double write_s = seconds_between(write_start, Clock::now());
-
-  const report::Summary summary = report::summarize(rep);
-  std::printf("%s", report::format_summary_table(summary, rep.attrs).c_str());
-  std::printf("[report] %s (%zu of %d steps, written in %.1f ms)\n", job.output.c_str(),
-              rep.steps.size(), result.steps_total, write_s * 1e3);
-
-  if (result.error) std::rethrow_exception(result.error);
-  if (result.interrupted) {
-    std::fprintf(stderr, "flowrank: %s after %zu of %d steps; partial report written to %s\n",
-                 status.c_str(), rep.steps.size(), result.steps_total, job.output.c_str());
-    return 128 + (g_signal ? static_cast<int>(g_signal) : SIGTERM);
+std::string error_line(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+    return "unknown error";
   }
-  return 0;
+}
+
+void fill_rank_record(RankRun& r) {
+  r.me.rank = r.rw.rank();
+  r.me.host = r.rw.host();
+  r.me.status = status_of(r);
+  if (r.rank_error) r.me.error = error_line(r.rank_error);
+  r.me.steps_done = static_cast<int32_t>(r.result.steps.size()) + r.result.steps_resumed;
+  if (r.eng) {
+    const engine::EngineStats st = r.eng->stats();
+    r.me.engine_steps = st.steps;
+    r.me.engine_preemptions = st.preemptions;
+    r.me.engine_evictions = st.evictions;
+    r.me.engine_computed_tokens = st.computed_tokens;
+    r.me.engine_cached_tokens = st.cached_tokens;
+  }
+}
+
+// This rank's records as one batch (what the gather moves and the journal ends with).
+report::RecordBatch own_records(RankRun& r, std::size_t phases_from = 0) {
+  report::RecordBatch b;
+  b.phases = r.phases.records(r.rw.rank(), r.rw.epoch(), phases_from);
+  b.steps = std::move(r.result.steps);
+  b.workflows = std::move(r.result.workflows);
+  b.outputs = std::move(r.result.outputs);
+  b.ranks = {r.me};
+  return b;
+}
+
+// Every rank's records to rank 0 by MPI_Gatherv, once every rank has arrived; then each rank's
+// gather phase by a second, small gather (a phase cannot carry its own duration).
+void gather(RankRun& r) {
+  fill_rank_record(r);
+  report::RecordBatch mine = own_records(r);
+  report::RecordBatch last;
+  last.ranks = mine.ranks;
+  r.journal->append(last);
+  r.journal->sync();
+  if (!r.rw.comm()) {
+    report::append_records(r.rep, std::move(mine));
+    return;
+  }
+  // Waiting for the slowest rank is idle time, not gathering: the phase starts when all are here.
+  r.rw.comm()->barrier();
+  const auto g0 = Clock::now();
+  std::vector<std::string> parts = r.rw.comm()->gather(report::serialize_records(mine));
+  if (r.rw.root())
+    for (const std::string& p : parts)
+      report::append_records(r.rep, report::deserialize_records(p));
+  const auto g1 = Clock::now();
+  r.phases.add("gather", g0, g1);
+  report::RecordBatch gathered;
+  gathered.phases = r.phases.records(r.rw.rank(), r.rw.epoch(), r.phases.size() - 1);
+  parts = r.rw.comm()->gather(report::serialize_records(gathered));
+  for (const std::string& p : parts) report::append_records(r.rep, report::deserialize_records(p));
+}
+
+void fill_attributes(RankRun& r) {
+  auto& x = r.rep.attrs.extra;
+  int64_t steps = 0, preempt = 0, evict = 0, computed = 0;
+  std::string failed;
+  for (const auto& k : r.rep.ranks) {
+    steps += k.engine_steps;
+    preempt += k.engine_preemptions;
+    evict += k.engine_evictions;
+    computed += k.engine_computed_tokens;
+  }
+  x["engine_steps"] = std::to_string(steps);
+  x["engine_preemptions"] = std::to_string(preempt);
+  x["engine_evictions"] = std::to_string(evict);
+  x["engine_computed_tokens"] = std::to_string(computed);
+  int32_t total = 0;
+  for (const auto& wf : r.expanded.workflows) total += static_cast<int32_t>(wf.steps.size());
+  x["steps_total"] = std::to_string(total);
+  x["world_launcher"] = r.rw.world().launcher;
+}
+
+// The run's status for the report and the exit code: 0, 1 (a rank failed), 2 (steps failed),
+// 128+signal (stopped).
+int conclude(RankRun& r, std::string* status) {
+  int failed_steps = 0, interrupted = 0, failed_ranks = 0;
+  for (const auto& s : r.rep.steps) failed_steps += !s.error.empty();
+  for (const auto& k : r.rep.ranks) {
+    failed_ranks += k.status == "failed" || k.status == "lost";
+    interrupted += k.status == "interrupted";
+  }
+  if (failed_ranks > 0) {
+    *status = "failed";
+    return 1;
+  }
+  if (interrupted > 0) {
+    const int sig = r.rw.stop_signal();
+    *status = sig == SIGINT    ? "interrupted (SIGINT)"
+              : sig == SIGUSR1 ? "interrupted (SIGUSR1)"
+              : sig == SIGTERM ? "interrupted (SIGTERM)"
+                               : "interrupted (stopped by another rank)";
+    return sig == SIGINT ? 128 + SIGINT : 128 + SIGTERM;
+  }
+  *status =
+      failed_steps ? "complete with " + std::to_string(failed_steps) + " failed steps" : "complete";
+  return failed_steps ? 2 : 0;
+}
+
+// Rank 0: the gathered records, the resumed ones, attributes; written atomically.
+int write_report(RankRun& r) {
+  report::RecordBatch resumed = std::move(r.resume.records);
+  if (!r.args.keep_outputs) resumed.outputs.clear();
+  report::append_records(r.rep, std::move(resumed));
+  fill_attributes(r);
+  std::string status;
+  const int code = conclude(r, &status);
+  r.rep.attrs.extra["status"] = status;
+  const auto write_start = Clock::now();
+  report::write_report_hdf5(r.rep, r.job.output, r.args.keep_outputs);
+  const double write_s = seconds_between(write_start, Clock::now());
+  const report::Summary summary = report::summarize(r.rep);
+  std::printf("%s", report::format_summary_table(summary, r.rep.attrs).c_str());
+  std::printf("[report] %s (%zu steps, written in %.1f ms)\n", r.job.output.c_str(),
+              r.rep.steps.size(), write_s * 1e3);
+  std::fflush(stdout);
+  for (const auto& k : r.rep.ranks)
+    if (k.status == "failed" && r.rw.size() > 1)
+      std::fprintf(stderr, "flowrank: rank %d on %s (%s) failed: %s\n", k.rank, k.host.c_str(),
+                   k.device.empty() ? "no device" : k.device.c_str(), k.error.c_str());
+  if (code == 2)
+    std::fprintf(stderr,
+                 "flowrank: %s; the report has every step, each failed one with its error\n",
+                 status.c_str());
+  if (code >= 128)
+    std::fprintf(stderr, "flowrank: %s after %zu of %s steps; partial report written to %s\n",
+                 status.c_str(), r.rep.steps.size(), r.rep.attrs.extra["steps_total"].c_str(),
+                 r.job.output.c_str());
+  return code;
+}
+
+// A rank was lost: no gather. Rank 0 writes a report from every journal (its own is complete,
+// the others hold what their ranks finished) and ends the job; the others leave their journals
+// synced and wait to be ended (or end at once when rank 0 is the one lost).
+[[noreturn]] void end_after_lost_rank(RankRun& r) {
+  fill_rank_record(r);
+  r.me.status = "aborted";
+  r.me.error = "stopped when a rank was lost";
+  report::RecordBatch last;
+  last.ranks = {r.me};
+  last.phases = r.phases.records(r.rw.rank(), r.rw.epoch(), r.phases.size() - 1);
+  r.journal->append(last);
+  r.journal->sync();
+  const auto lost = r.rw.lost_rank();
+  if (!r.rw.root()) {
+    if (lost && *lost == 0) std::_Exit(1);
+    for (;;) pause();  // rank 0 ends the job (MPI_Abort), or the lost-rank deadline does
+  }
+  const auto dir = r.journal->path().parent_path();
+  try {
+    report::RunReport rep = recover_report(dir, nullptr);
+    for (auto& k : rep.ranks) {
+      if (k.status != "lost" || (lost && k.rank == *lost)) continue;
+      k.status = "aborted";
+      k.error = "stopped when rank " + std::to_string(lost.value_or(-1)) + " was lost";
+    }
+    rep.plan = r.rep.plan;
+    rep.attrs.extra = r.rep.attrs.extra;
+    rep.attrs.extra["status"] = "failed: rank " + std::to_string(lost.value_or(-1)) + " lost";
+    report::write_report_hdf5(rep, r.job.output, false);
+    std::fprintf(stderr, "flowrank: partial report (%zu steps) written to %s; journals in %s\n",
+                 rep.steps.size(), r.job.output.c_str(), dir.c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "flowrank: no partial report (%s); `flowrank report --recover %s`\n",
+                 e.what(), dir.c_str());
+  }
+  r.rw.end_job(1);
+}
+
+int run_rank(RankRun& r) {
+  expand_and_share(r);
+  r.identity = Sha256()
+                   .update_field(r.job.job_sha256)
+                   .update_field(r.flow_key)
+                   .update_field(engine_options_for(r.job).model)
+                   .finish_hex();
+  make_plan(r);
+  open_journals(r);
+  try {
+    preload(r);
+    run_shard(r);
+  } catch (...) {
+    if (!r.rw.comm()) throw;  // one process: the error is the whole story
+    r.rank_error = std::current_exception();
+  }
+  if (r.rw.abort) end_after_lost_rank(r);
+  gather(r);
+  if (!r.rw.root()) {
+    // Until rank 0 has written the report: a launcher that ends the job when one rank exits
+    // non-zero (srun --kill-on-bad-exit, mpirun) must not cut the report short.
+    if (r.rw.comm()) r.rw.comm()->barrier();
+    r.rw.finished();
+    if (r.rank_error) return 1;
+    if (r.result.interrupted) return r.rw.stop_signal() == SIGINT ? 128 + SIGINT : 128 + SIGTERM;
+    return 0;
+  }
+  const int code = write_report(r);
+  if (r.rw.comm()) r.rw.comm()->barrier();
+  r.rw.finished();
+  if (!r.rw.comm() && r.rank_error) std::rethrow_exception(r.rank_error);
+  return code;
+}
+
+}  // namespace
+
+int run_command(const RunArgs& args) {
+  const Clock::time_point start = Clock::now();
+  try {
+    const flow::JobSpec job = load_job_spec(args);
+    const auto t0 = Clock::now();
+    RankWorld rw(start);
+    rw.connect(job.job_sha256);
+    const auto t1 = Clock::now();
+    RankRun r(args, rw);
+    r.job = job;
+    r.phases.add("world_init", t0, t1);
+    if (rw.root()) {
+      r.rep.attrs.flowrank_version = FLOWRANK_VERSION;
+      r.rep.attrs.started_at = utc_now_iso();
+      r.rep.attrs.world_size = rw.size();
+      r.rep.attrs.job_name = job.name;
+      r.rep.attrs.job_sha256 = job.job_sha256;
+      r.rep.attrs.model = engine_options_for(job).model;
+    }
+    return run_rank(r);
+  } catch (const QuietExit& q) {
+    return q.code;
+  }
 }
 
 }  // namespace flowrank::cli

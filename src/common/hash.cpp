@@ -29,11 +29,15 @@ std::string sha256_hex(std::string_view bytes) {
   return to_hex(sha256(bytes));
 }
 
-std::string crc32_hex(std::string_view bytes) {
+uint32_t crc32_of(std::string_view bytes) {
   uLong crc = crc32_z(0L, Z_NULL, 0);
-  crc = crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size());
+  return static_cast<uint32_t>(
+      crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
+}
+
+std::string crc32_hex(std::string_view bytes) {
   char buf[9];
-  std::snprintf(buf, sizeof buf, "%08lx", static_cast<unsigned long>(crc));
+  std::snprintf(buf, sizeof buf, "%08lx", static_cast<unsigned long>(crc32_of(bytes)));
   return buf;
 }
 

@@ -74,55 +74,62 @@ fs::path FlowCache::manifest_path(const fs::path& fixture_root,
   return dir_ / ("fixtures-" + h.finish_hex() + ".manifest");
 }
 
-FlowCache::Lookup FlowCache::load(const std::string& key) const {
-  Lookup result;
-  const fs::path path = entry_path(key);
-  std::error_code ec;
-  if (!fs::exists(path, ec)) return result;
-  auto corrupt = [&](const std::string& why) {
-    result.warning =
-        detail::one_line(path.string() + ": corrupt cache entry (" + why + "), rebuilding");
-    return result;
-  };
-  std::string bytes;
-  try {
-    bytes = read_file(path);
-  } catch (const std::exception& e) {
-    return corrupt(std::string("unreadable: ") + e.what());
-  }
-  const std::size_t nl = bytes.find('\n');
-  if (nl == std::string::npos) return corrupt("no header");
-  const std::string_view header(bytes.data(), nl);
-  // Header: "<magic> crc32=<8 hex> bytes=<n>"
-  const std::string_view sha_tag = kSumTag, bytes_tag = " bytes=";
-  if (header.substr(0, kEntryMagic.size()) != kEntryMagic) return corrupt("unknown header");
-  const std::size_t sp = header.find(sha_tag), bp = header.find(bytes_tag);
-  if (sp == header.npos || bp == header.npos || bp != sp + sha_tag.size() + kSumHex)
-    return corrupt("malformed header");
-  const std::string want_sha(header.substr(sp + sha_tag.size(), kSumHex));
-  const std::string size_text(header.substr(bp + bytes_tag.size()));
-  if (size_text.empty() || size_text.find_first_not_of("0123456789") != std::string::npos)
-    return corrupt("malformed header");
-  const std::string_view payload = std::string_view(bytes).substr(nl + 1);
-  if (std::to_string(payload.size()) != size_text)
-    return corrupt("truncated: " + std::to_string(payload.size()) + " of " + size_text + " bytes");
-  if (crc32_hex(payload) != want_sha) return corrupt("checksum mismatch");
-  try {
-    bytes.erase(0, nl + 1);
-    result.job = parse_expanded_job(std::move(bytes));
-  } catch (const std::exception& e) {
-    return corrupt(std::string("unparsable: ") + e.what());
-  }
-  return result;
-}
-
-void FlowCache::store(const std::string& key, const ExpandedJob& job) const {
+std::string encode_cache_entry(const ExpandedJob& job) {
   const std::string payload = serialize_expanded_job(job);
   std::string bytes(kEntryMagic);
   bytes +=
       std::string(kSumTag) + crc32_hex(payload) + " bytes=" + std::to_string(payload.size()) + "\n";
   bytes += payload;
-  write_file_atomic(entry_path(key), bytes);
+  return bytes;
+}
+
+ExpandedJob decode_cache_entry(std::string&& bytes) {
+  const std::size_t nl = bytes.find('\n');
+  if (nl == std::string::npos) throw std::runtime_error("no header");
+  const std::string_view header(bytes.data(), nl);
+  // Header: "<magic> crc32=<8 hex> bytes=<n>"
+  const std::string_view sha_tag = kSumTag, bytes_tag = " bytes=";
+  if (header.substr(0, kEntryMagic.size()) != kEntryMagic)
+    throw std::runtime_error("unknown header");
+  const std::size_t sp = header.find(sha_tag), bp = header.find(bytes_tag);
+  if (sp == header.npos || bp == header.npos || bp != sp + sha_tag.size() + kSumHex)
+    throw std::runtime_error("malformed header");
+  const std::string want_sha(header.substr(sp + sha_tag.size(), kSumHex));
+  const std::string size_text(header.substr(bp + bytes_tag.size()));
+  if (size_text.empty() || size_text.find_first_not_of("0123456789") != std::string::npos)
+    throw std::runtime_error("malformed header");
+  const std::string_view payload = std::string_view(bytes).substr(nl + 1);
+  if (std::to_string(payload.size()) != size_text)
+    throw std::runtime_error("truncated: " + std::to_string(payload.size()) + " of " + size_text +
+                             " bytes");
+  if (crc32_hex(payload) != want_sha) throw std::runtime_error("checksum mismatch");
+  try {
+    bytes.erase(0, nl + 1);
+    return parse_expanded_job(std::move(bytes));
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string("unparsable: ") + e.what());
+  }
+}
+
+FlowCache::Lookup FlowCache::load(const std::string& key) const {
+  Lookup result;
+  const fs::path path = entry_path(key);
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return result;
+  try {
+    result.job = decode_cache_entry(read_file(path));
+  } catch (const InputError& e) {
+    result.warning = detail::one_line(
+        path.string() + ": corrupt cache entry (unreadable: " + e.what() + "), rebuilding");
+  } catch (const std::exception& e) {
+    result.warning =
+        detail::one_line(path.string() + ": corrupt cache entry (" + e.what() + "), rebuilding");
+  }
+  return result;
+}
+
+void FlowCache::store(const std::string& key, const ExpandedJob& job) const {
+  write_file_atomic(entry_path(key), encode_cache_entry(job));
 }
 
 // Binary, not JSON: a cache hit parses this on every run, and nlohmann's parser cost more than

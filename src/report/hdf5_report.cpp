@@ -15,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "columns.hpp"
 #include "flowrank/common/error.hpp"
 #include "flowrank/common/files.hpp"
 
@@ -127,21 +128,12 @@ H5Id vlen_utf8_type() {
 
 // ---- tables ---------------------------------------------------------------------------------
 
-template <class R>
-struct Column {
-  const char* name;
-  std::variant<int32_t R::*, double R::*, std::string R::*> member;
-};
-
-enum class Kind { I32, F64, Str };
-
-template <class R>
-Kind kind_of(const Column<R>& c) {
-  return static_cast<Kind>(c.member.index());
-}
+using detail::Column;
+using detail::Kind;
+using detail::kind_of;
 
 size_t size_of(Kind k) {
-  return k == Kind::I32 ? 4 : k == Kind::F64 ? 8 : sizeof(char*);
+  return k == Kind::I32 ? 4 : (k == Kind::F64 || k == Kind::I64) ? 8 : sizeof(char*);
 }
 
 // In-memory row layout: each field at its natural alignment, the row padded to 8 bytes.
@@ -157,45 +149,6 @@ std::vector<size_t> memory_offsets(const std::vector<Column<R>>& columns, size_t
   }
   *row_size = (at + 7) / 8 * 8;
   return offsets;
-}
-
-const std::vector<Column<PhaseRecord>>& phase_columns() {
-  static const std::vector<Column<PhaseRecord>> c = {
-      {"rank", &PhaseRecord::rank},
-      {"phase", &PhaseRecord::phase},
-      {"start_s", &PhaseRecord::start_s},
-      {"duration_s", &PhaseRecord::duration_s},
-  };
-  return c;
-}
-
-const std::vector<Column<StepRecord>>& step_columns() {
-  static const std::vector<Column<StepRecord>> c = {
-      {"rank", &StepRecord::rank},
-      {"workflow", &StepRecord::workflow},
-      {"step", &StepRecord::step},
-      {"name", &StepRecord::name},
-      {"prompt_tokens", &StepRecord::prompt_tokens},
-      {"cached_tokens", &StepRecord::cached_tokens},
-      {"decode_tokens", &StepRecord::decode_tokens},
-      {"queued_ms", &StepRecord::queued_ms},
-      {"ttft_ms", &StepRecord::ttft_ms},
-      {"latency_ms", &StepRecord::latency_ms},
-      {"start_s", &StepRecord::start_s},
-      {"end_s", &StepRecord::end_s},
-      {"finish", &StepRecord::finish},
-      {"output_sha256_8", &StepRecord::output_sha256_8},
-  };
-  return c;
-}
-
-const std::vector<Column<WorkflowRecord>>& workflow_columns() {
-  static const std::vector<Column<WorkflowRecord>> c = {
-      {"rank", &WorkflowRecord::rank},       {"workflow", &WorkflowRecord::workflow},
-      {"start_s", &WorkflowRecord::start_s}, {"end_s", &WorkflowRecord::end_s},
-      {"steps", &WorkflowRecord::steps},
-  };
-  return c;
 }
 
 // Builds the compound type: in memory (native types at `offsets`) or in the file (packed,
@@ -223,6 +176,9 @@ H5Id compound_type(const std::vector<Column<R>>& columns, bool in_file, const H5
         break;
       case Kind::F64:
         member = in_file ? H5T_IEEE_F64LE : H5T_NATIVE_DOUBLE;
+        break;
+      case Kind::I64:
+        member = in_file ? H5T_STD_I64LE : H5T_NATIVE_INT64;
         break;
       case Kind::Str:
         member = str_type.get();
@@ -353,9 +309,11 @@ void write_file(const RunReport& report, const fs::path& tmp, const std::string&
   write_int_attribute(w, f, "report_format", kReportFormat, H5T_STD_I32LE, H5T_NATIVE_INT32);
   for (const auto& [key, value] : a.extra) write_string_attribute(w, f, key, value);
 
-  write_table(w, f, "phases", phase_columns(), report.phases);
-  write_table(w, f, "steps", step_columns(), report.steps);
-  write_table(w, f, "workflows", workflow_columns(), report.workflows);
+  write_table(w, f, "phases", detail::phase_columns(), report.phases);
+  write_table(w, f, "steps", detail::step_columns(), report.steps);
+  write_table(w, f, "workflows", detail::workflow_columns(), report.workflows);
+  write_table(w, f, "ranks", detail::rank_columns(), report.ranks);
+  write_table(w, f, "plan", detail::plan_columns(), report.plan);
 
   if (keep_outputs) {
     H5Id outputs(w.check(H5Gcreate2(f, "outputs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
@@ -399,18 +357,23 @@ class Hdf5Reader {
   std::string path_;
 };
 
+// A table added after report_format 1 (`optional`) reads as empty from a file without it.
 template <class R>
 std::vector<R> read_table(const Hdf5Reader& r, hid_t file, const char* name,
-                          const std::vector<Column<R>>& columns) {
+                          const std::vector<Column<R>>& all_columns, bool optional = false) {
   const std::string where = std::string("/") + name;
   const htri_t exists = H5Lexists(file, name, H5P_DEFAULT);
+  if (exists <= 0 && optional) return {};
   if (exists <= 0) r.fail("missing dataset " + where);
   H5Id ds(H5Dopen2(file, name, H5P_DEFAULT), H5Dclose);
   if (ds.get() < 0) r.fail(where + " is not a dataset");
   H5Id ftype(r.check(H5Dget_type(ds.get()), "cannot read the type of " + where), H5Tclose);
   if (H5Tget_class(ftype.get()) != H5T_COMPOUND) r.fail(where + " is not a table");
-  for (const auto& c : columns) {
-    if (H5Tget_member_index(ftype.get(), c.name) < 0)
+  std::vector<Column<R>> present;  // optional columns a format-1 file lacks keep their defaults
+  for (const auto& c : all_columns) {
+    if (H5Tget_member_index(ftype.get(), c.name) >= 0)
+      present.push_back(c);
+    else if (!c.optional)
       r.fail(where + " has no column '" + c.name + "'");
   }
   H5Id space(r.check(H5Dget_space(ds.get()), "cannot read the shape of " + where), H5Sclose);
@@ -423,10 +386,10 @@ std::vector<R> read_table(const Hdf5Reader& r, hid_t file, const char* name,
 
   H5Id str = vlen_utf8_type();
   r.check(str.get(), "string type");
-  H5Id mem = compound_type(columns, false, str);
+  H5Id mem = compound_type(present, false, str);
   r.check(mem.get(), where + " memory type");
   size_t row_size = 0;
-  const std::vector<size_t> offsets = memory_offsets(columns, &row_size);
+  const std::vector<size_t> offsets = memory_offsets(present, &row_size);
   std::vector<unsigned char> buf(rows.size() * row_size, 0);
   r.check_rc(H5Dread(ds.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()),
              "cannot read " + where);
@@ -445,7 +408,7 @@ std::vector<R> read_table(const Hdf5Reader& r, hid_t file, const char* name,
 
   for (size_t i = 0; i < rows.size(); ++i) {
     const unsigned char* row = buf.data() + i * row_size;
-    for (size_t c = 0; c < columns.size(); ++c) {
+    for (size_t c = 0; c < present.size(); ++c) {
       std::visit(
           [&](auto member) {
             auto& value = rows[i].*member;
@@ -458,7 +421,7 @@ std::vector<R> read_table(const Hdf5Reader& r, hid_t file, const char* name,
               std::memcpy(&value, row + offsets[c], sizeof value);
             }
           },
-          columns[c].member);
+          present[c].member);
     }
   }
   return rows;
@@ -632,9 +595,11 @@ RunReport read_report_hdf5(const fs::path& path) {
             H5Fclose);
   RunReport report;
   read_attributes(r, file.get(), report.attrs);
-  report.phases = read_table(r, file.get(), "phases", phase_columns());
-  report.steps = read_table(r, file.get(), "steps", step_columns());
-  report.workflows = read_table(r, file.get(), "workflows", workflow_columns());
+  report.phases = read_table(r, file.get(), "phases", detail::phase_columns());
+  report.steps = read_table(r, file.get(), "steps", detail::step_columns());
+  report.workflows = read_table(r, file.get(), "workflows", detail::workflow_columns());
+  report.ranks = read_table(r, file.get(), "ranks", detail::rank_columns(), true);
+  report.plan = read_table(r, file.get(), "plan", detail::plan_columns(), true);
   read_outputs(r, file.get(), report);
   return report;
 }

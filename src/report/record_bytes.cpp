@@ -1,9 +1,6 @@
 #include "flowrank/report/record_bytes.hpp"
 
-#include <bit>
-#include <cstring>
-#include <limits>
-
+#include "columns.hpp"
 #include "flowrank/common/bytes.hpp"
 #include "flowrank/common/error.hpp"
 
@@ -12,68 +9,88 @@ namespace flowrank::report {
 namespace {
 
 constexpr char kMagic[4] = {'F', 'R', 'R', 'B'};
-
-// Smallest encoded size of each record (empty strings): the bound used by ByteReader::count.
-constexpr size_t kMinPhaseBytes = 4 + 4 + 8 + 8;
-constexpr size_t kMinStepBytes = 4 * 3 + 4 + 4 * 3 + 8 * 5 + 4 + 4;
-constexpr size_t kMinWorkflowBytes = 4 + 4 + 8 + 8 + 4;
 constexpr size_t kMinOutputBytes = 4 + 4 + 4;
+
+template <class R>
+void write_rows(ByteWriter& w, const std::vector<detail::Column<R>>& columns,
+                const std::vector<R>& rows) {
+  w.count(rows.size());
+  for (const R& row : rows) {
+    for (const auto& c : columns) {
+      std::visit(
+          [&](auto member) {
+            const auto& v = row.*member;
+            using V = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<V, int32_t>) w.i32(v);
+            if constexpr (std::is_same_v<V, int64_t>) w.u64(static_cast<uint64_t>(v));
+            if constexpr (std::is_same_v<V, double>) w.f64(v);
+            if constexpr (std::is_same_v<V, std::string>) w.str(v);
+          },
+          c.member);
+    }
+  }
+}
+
+// Smallest encoded size of a record (empty strings): the bound used by ByteReader::count.
+template <class R>
+size_t min_bytes(const std::vector<detail::Column<R>>& columns) {
+  size_t n = 0;
+  for (const auto& c : columns) {
+    const detail::Kind k = detail::kind_of(c);
+    n += (k == detail::Kind::F64 || k == detail::Kind::I64) ? 8 : 4;
+  }
+  return n;
+}
+
+template <class R>
+std::vector<R> read_rows(ByteReader& r, const std::vector<detail::Column<R>>& columns) {
+  std::vector<R> rows(r.count(min_bytes(columns)));
+  for (R& row : rows) {
+    for (const auto& c : columns) {
+      std::visit(
+          [&](auto member) {
+            auto& v = row.*member;
+            using V = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<V, int32_t>) v = r.i32();
+            if constexpr (std::is_same_v<V, int64_t>) v = static_cast<int64_t>(r.u64());
+            if constexpr (std::is_same_v<V, double>) v = r.f64();
+            if constexpr (std::is_same_v<V, std::string>) v = r.str();
+          },
+          c.member);
+    }
+  }
+  return rows;
+}
 
 std::string serialize(const std::vector<PhaseRecord>& phases, const std::vector<StepRecord>& steps,
                       const std::vector<WorkflowRecord>& workflows,
-                      const std::map<std::pair<int32_t, int32_t>, std::string>& outputs) {
+                      const std::map<std::pair<int32_t, int32_t>, std::string>& outputs,
+                      const std::vector<RankRecord>& ranks, const std::vector<PlanRecord>& plan) {
   ByteWriter w("record bytes");
   w.raw(kMagic, sizeof kMagic);
   w.u8(kRecordBytesVersion);
-  w.count(phases.size());
-  for (const PhaseRecord& p : phases) {
-    w.i32(p.rank);
-    w.str(p.phase);
-    w.f64(p.start_s);
-    w.f64(p.duration_s);
-  }
-  w.count(steps.size());
-  for (const StepRecord& s : steps) {
-    w.i32(s.rank);
-    w.i32(s.workflow);
-    w.i32(s.step);
-    w.str(s.name);
-    w.i32(s.prompt_tokens);
-    w.i32(s.cached_tokens);
-    w.i32(s.decode_tokens);
-    w.f64(s.queued_ms);
-    w.f64(s.ttft_ms);
-    w.f64(s.latency_ms);
-    w.f64(s.start_s);
-    w.f64(s.end_s);
-    w.str(s.finish);
-    w.str(s.output_sha256_8);
-  }
-  w.count(workflows.size());
-  for (const WorkflowRecord& r : workflows) {
-    w.i32(r.rank);
-    w.i32(r.workflow);
-    w.f64(r.start_s);
-    w.f64(r.end_s);
-    w.i32(r.steps);
-  }
+  write_rows(w, detail::phase_columns(), phases);
+  write_rows(w, detail::step_columns(), steps);
+  write_rows(w, detail::workflow_columns(), workflows);
   w.count(outputs.size());
   for (const auto& [key, text] : outputs) {
     w.i32(key.first);
     w.i32(key.second);
     w.str(text);
   }
+  write_rows(w, detail::rank_columns(), ranks);
+  write_rows(w, detail::plan_columns(), plan);
   return w.take();
 }
 
 }  // namespace
 
-std::string serialize_records(const RecordBatch& batch) {
-  return serialize(batch.phases, batch.steps, batch.workflows, batch.outputs);
+std::string serialize_records(const RecordBatch& b) {
+  return serialize(b.phases, b.steps, b.workflows, b.outputs, b.ranks, b.plan);
 }
 
-std::string serialize_records(const RunReport& report) {
-  return serialize(report.phases, report.steps, report.workflows, report.outputs);
+std::string serialize_records(const RunReport& r) {
+  return serialize(r.phases, r.steps, r.workflows, r.outputs, r.ranks, r.plan);
 }
 
 RecordBatch deserialize_records(std::string_view bytes) {
@@ -84,38 +101,9 @@ RecordBatch deserialize_records(std::string_view bytes) {
     r.fail("version " + std::to_string(version) + " not supported (expected " +
            std::to_string(kRecordBytesVersion) + ")");
   RecordBatch b;
-  b.phases.resize(r.count(kMinPhaseBytes));
-  for (PhaseRecord& p : b.phases) {
-    p.rank = r.i32();
-    p.phase = r.str();
-    p.start_s = r.f64();
-    p.duration_s = r.f64();
-  }
-  b.steps.resize(r.count(kMinStepBytes));
-  for (StepRecord& s : b.steps) {
-    s.rank = r.i32();
-    s.workflow = r.i32();
-    s.step = r.i32();
-    s.name = r.str();
-    s.prompt_tokens = r.i32();
-    s.cached_tokens = r.i32();
-    s.decode_tokens = r.i32();
-    s.queued_ms = r.f64();
-    s.ttft_ms = r.f64();
-    s.latency_ms = r.f64();
-    s.start_s = r.f64();
-    s.end_s = r.f64();
-    s.finish = r.str();
-    s.output_sha256_8 = r.str();
-  }
-  b.workflows.resize(r.count(kMinWorkflowBytes));
-  for (WorkflowRecord& w : b.workflows) {
-    w.rank = r.i32();
-    w.workflow = r.i32();
-    w.start_s = r.f64();
-    w.end_s = r.f64();
-    w.steps = r.i32();
-  }
+  b.phases = read_rows(r, detail::phase_columns());
+  b.steps = read_rows(r, detail::step_columns());
+  b.workflows = read_rows(r, detail::workflow_columns());
   const size_t outputs = r.count(kMinOutputBytes);
   for (size_t i = 0; i < outputs; ++i) {
     const int32_t wf = r.i32();
@@ -124,23 +112,41 @@ RecordBatch deserialize_records(std::string_view bytes) {
       r.fail("duplicate output for workflow " + std::to_string(wf) + " step " +
              std::to_string(step));
   }
+  b.ranks = read_rows(r, detail::rank_columns());
+  b.plan = read_rows(r, detail::plan_columns());
   if (!r.done()) r.fail("trailing bytes");
   return b;
 }
 
-void append_records(RunReport& report, RecordBatch&& batch) {
-  for (const auto& [key, text] : batch.outputs) {
-    if (report.outputs.count(key))
+namespace {
+
+// Moves every record of `from` into `to` (anything with the RecordBatch members).
+template <class To>
+void move_records(To& to, RecordBatch&& from) {
+  for (const auto& [key, text] : from.outputs) {
+    if (to.outputs.count(key))
       throw RunError("records: two outputs for workflow " + std::to_string(key.first) + " step " +
                      std::to_string(key.second));
   }
-  auto move_into = [](auto& to, auto& from) {
-    to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+  auto move_into = [](auto& dst, auto& src) {
+    dst.insert(dst.end(), std::make_move_iterator(src.begin()), std::make_move_iterator(src.end()));
   };
-  move_into(report.phases, batch.phases);
-  move_into(report.steps, batch.steps);
-  move_into(report.workflows, batch.workflows);
-  report.outputs.merge(batch.outputs);
+  move_into(to.phases, from.phases);
+  move_into(to.steps, from.steps);
+  move_into(to.workflows, from.workflows);
+  move_into(to.ranks, from.ranks);
+  move_into(to.plan, from.plan);
+  to.outputs.merge(from.outputs);
+}
+
+}  // namespace
+
+void append_records(RunReport& report, RecordBatch&& batch) {
+  move_records(report, std::move(batch));
+}
+
+void merge_records(RecordBatch& into, RecordBatch&& batch) {
+  move_records(into, std::move(batch));
 }
 
 }  // namespace flowrank::report

@@ -166,6 +166,10 @@ Summary summarize(const RunReport& report) {
   std::map<std::string, std::vector<const StepRecord*>> by_name;
   std::vector<const StepRecord*> all;
   for (const StepRecord& s : report.steps) {
+    if (!s.error.empty()) {  // failed or skipped: no output, no timing worth averaging
+      ++out.failed_steps;
+      continue;
+    }
     auto [it, inserted] = first_index.emplace(s.name, s.step);
     if (!inserted) it->second = std::min(it->second, s.step);
     by_name[s.name].push_back(&s);
@@ -179,6 +183,7 @@ Summary summarize(const RunReport& report) {
   for (const std::string& name : names)
     out.steps.push_back(summarize_steps(name, by_name[name], out.run_wall_s));
   out.overall = summarize_steps("all", all, out.run_wall_s);
+  out.ranks = report.ranks;
   return out;
 }
 
@@ -204,6 +209,19 @@ std::string format_summary_table(const Summary& summary, const RunAttributes& at
         {p.phase, std::to_string(p.ranks), fixed(p.total_s, 3), fixed(p.max_rank_s, 3)});
   out += markdown_table({"phase", "ranks", "total s", "max rank s"}, {false, true, true, true},
                         phase_rows);
+  if (summary.failed_steps > 0)
+    out += "\n" + std::to_string(summary.failed_steps) +
+           " steps failed or were skipped (their errors are in /steps)\n";
+  if (summary.ranks.size() > 1 ||
+      (summary.ranks.size() == 1 && summary.ranks[0].status != "complete")) {
+    std::vector<std::vector<std::string>> rank_rows;
+    for (const RankRecord& r : summary.ranks)
+      rank_rows.push_back({std::to_string(r.rank), r.host, r.device, r.status,
+                           std::to_string(r.steps_done) + "/" + std::to_string(r.steps_total),
+                           r.error});
+    out += "\n" + markdown_table({"rank", "host", "device", "status", "steps", "error"},
+                                 {true, false, false, false, true, false}, rank_rows);
+  }
   return out;
 }
 
@@ -224,7 +242,21 @@ nlohmann::json summary_json(const Summary& summary, const RunAttributes& attrs) 
                       {"ranks", p.ranks},
                       {"total_s", p.total_s},
                       {"max_rank_s", p.max_rank_s}});
+  nlohmann::json ranks = nlohmann::json::array();
+  for (const RankRecord& r : summary.ranks)
+    ranks.push_back({{"rank", r.rank},
+                     {"host", r.host},
+                     {"device", r.device},
+                     {"status", r.status},
+                     {"error", r.error},
+                     {"steps_done", r.steps_done},
+                     {"steps_total", r.steps_total},
+                     {"engine_steps", r.engine_steps},
+                     {"engine_computed_tokens", r.engine_computed_tokens},
+                     {"weights", r.weights}});
   return {{"run", run},
+          {"ranks", ranks},
+          {"failed_steps", summary.failed_steps},
           {"steps", steps},
           {"overall", step_json(summary.overall)},
           {"phases", phases},

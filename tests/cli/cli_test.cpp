@@ -157,15 +157,6 @@ TEST_F(Cli, ReportOfGarbageFileIsOneLineExitTwo) {
   EXPECT_NE(r.out.find("x.h5"), std::string::npos);
 }
 
-TEST_F(Cli, WorldLargerThanOneIsRefusedClearly) {
-  const fs::path job = write_small_job();
-  auto r =
-      sh(env_ + "OMPI_COMM_WORLD_SIZE=2 OMPI_COMM_WORLD_RANK=0 " + kBin + " run " + job.string());
-  EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_EQ(count_lines(r.out), 1) << r.out;
-  EXPECT_NE(r.out.find("world size 2"), std::string::npos) << r.out;
-}
-
 // The quickstart job, reduced to one workflow, on the bundled model: every step lands in the
 // report, and the prefix cache served the shared fixture context to the later steps.
 TEST_F(Cli, QuickstartOneWorkflowEndToEnd) {

@@ -59,7 +59,7 @@ TEST(Hdf5Report, ZeroRowTablesAreValidDatasets) {
   // Each table exists as a one-dimensional compound dataset with zero rows.
   hid_t f = H5Fopen((dir / "empty.h5").c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   ASSERT_GE(f, 0);
-  for (const char* name : {"phases", "steps", "workflows"}) {
+  for (const char* name : {"phases", "steps", "workflows", "ranks", "plan"}) {
     SCOPED_TRACE(name);
     hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
     ASSERT_GE(ds, 0);
@@ -75,6 +75,22 @@ TEST(Hdf5Report, ZeroRowTablesAreValidDatasets) {
     H5Dclose(ds);
   }
   H5Fclose(f);
+}
+
+// A report_format 1 file has neither /ranks nor /plan: it still reads, with both empty.
+TEST(Hdf5ReportRead, FormatOneFileWithoutRanksOrPlanReads) {
+  TempDir dir;
+  RunReport report = sample_report();
+  write_report_hdf5(report, dir / "old.h5", false);
+  hid_t f = H5Fopen((dir / "old.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  ASSERT_GE(H5Ldelete(f, "ranks", H5P_DEFAULT), 0);
+  ASSERT_GE(H5Ldelete(f, "plan", H5P_DEFAULT), 0);
+  H5Fclose(f);
+  const RunReport back = read_report_hdf5(dir / "old.h5");
+  EXPECT_TRUE(back.ranks.empty());
+  EXPECT_TRUE(back.plan.empty());
+  EXPECT_EQ(back.steps.size(), report.steps.size());
 }
 
 TEST(Hdf5Report, WritesNoTempFileAndReplacesThePreviousReport) {
@@ -264,6 +280,9 @@ print(json.dumps({
   "world_size": int(f.attrs["world_size"]),
   "note": f.attrs["note"],
   "output_0_0": f["outputs/0/0"][()].decode("utf-8"),
+  "rank_1_host": f["ranks"][()]["host"][1].decode(),
+  "rank_0_engine_steps": int(f["ranks"][()]["engine_steps"][0]),
+  "plan_rank_3": int(f["plan"][()]["rank"][3]),
 }))
 )PY";
   const auto result = run_command("/usr/bin/python3 -c " + shell_quote(script) + " " +
@@ -273,8 +292,11 @@ print(json.dumps({
   EXPECT_EQ(j["step_fields"],
             nlohmann::json({"rank", "workflow", "step", "name", "prompt_tokens", "cached_tokens",
                             "decode_tokens", "queued_ms", "ttft_ms", "latency_ms", "start_s",
-                            "end_s", "finish", "output_sha256_8"}));
-  EXPECT_EQ(j["rows"], nlohmann::json({8, 9, 3}));
+                            "end_s", "finish", "output_sha256_8", "error"}));
+  EXPECT_EQ(j["rows"], nlohmann::json({8, 11, 3}));
+  EXPECT_EQ(j["rank_1_host"], "node-b");
+  EXPECT_EQ(j["rank_0_engine_steps"].get<int64_t>(), int64_t{1} << 40);
+  EXPECT_EQ(j["plan_rank_3"], 1);
   EXPECT_EQ(j["latency_4"].get<double>(), report.steps[4].latency_ms);
   EXPECT_EQ(j["name_5"], "verifier");
   int64_t prompt_sum = 0;

@@ -108,7 +108,42 @@ inline RunReport sample_report() {
       r.steps.push_back(s);
     }
   }
+  // A fourth workflow whose first step failed and whose second was skipped.
+  StepRecord failed;
+  failed.rank = 1;
+  failed.workflow = 3;
+  failed.step = 0;
+  failed.name = "planner";
+  failed.finish = "error";
+  failed.error = "request 196608: prompt of 9000 tokens exceeds the model context of 8192";
+  r.steps.push_back(failed);
+  failed.step = 1;
+  failed.name = "executor";
+  failed.finish = "skipped";
+  failed.error = "uses step planner, which failed";
+  r.steps.push_back(failed);
   r.workflows = {{0, 0, 1.6, 4.9, 3}, {1, 1, 4.6, 7.9, 3}, {0, 2, 7.6, 10.9, 3}};
+  RankRecord r0;
+  r0.rank = 0;
+  r0.host = "node-a";
+  r0.device = "cpu (2 threads)";
+  r0.status = "complete";
+  r0.workflows = 2;
+  r0.steps_total = 6;
+  r0.steps_done = 6;
+  r0.engine_steps = int64_t{1} << 40;  // beyond int32
+  r0.engine_computed_tokens = 123456789012;
+  r0.kv_blocks = 512;
+  r0.weights = "disk";
+  RankRecord r1 = r0;
+  r1.rank = 1;
+  r1.host = "node-b";
+  r1.status = "failed";
+  r1.error = "engine: out of memory";
+  r1.engine_steps = 7;
+  r1.weights = "rank0";
+  r.ranks = {r0, r1};
+  r.plan = {{0, 0, 5200}, {1, 1, 5100}, {2, 0, 5000}, {3, 1, 9000}};
   r.outputs[{0, 0}] = "plan: naïve → 東京 🚀\nline two";
   r.outputs[{0, 1}] = "";
   r.outputs[{0, 2}] = std::string("nul\0inside", 10);
@@ -153,6 +188,34 @@ inline void expect_equal(const RunReport& a, const RunReport& b) {
     EXPECT_EQ(x.end_s, y.end_s);
     EXPECT_EQ(x.finish, y.finish);
     EXPECT_EQ(x.output_sha256_8, y.output_sha256_8);
+    EXPECT_EQ(x.error, y.error);
+  }
+  ASSERT_EQ(a.ranks.size(), b.ranks.size());
+  for (size_t i = 0; i < a.ranks.size(); ++i) {
+    SCOPED_TRACE("rank " + std::to_string(i));
+    const RankRecord& x = a.ranks[i];
+    const RankRecord& y = b.ranks[i];
+    EXPECT_EQ(x.rank, y.rank);
+    EXPECT_EQ(x.host, y.host);
+    EXPECT_EQ(x.device, y.device);
+    EXPECT_EQ(x.status, y.status);
+    EXPECT_EQ(x.error, y.error);
+    EXPECT_EQ(x.workflows, y.workflows);
+    EXPECT_EQ(x.steps_total, y.steps_total);
+    EXPECT_EQ(x.steps_done, y.steps_done);
+    EXPECT_EQ(x.engine_steps, y.engine_steps);
+    EXPECT_EQ(x.engine_preemptions, y.engine_preemptions);
+    EXPECT_EQ(x.engine_evictions, y.engine_evictions);
+    EXPECT_EQ(x.engine_computed_tokens, y.engine_computed_tokens);
+    EXPECT_EQ(x.engine_cached_tokens, y.engine_cached_tokens);
+    EXPECT_EQ(x.kv_blocks, y.kv_blocks);
+    EXPECT_EQ(x.weights, y.weights);
+  }
+  ASSERT_EQ(a.plan.size(), b.plan.size());
+  for (size_t i = 0; i < a.plan.size(); ++i) {
+    EXPECT_EQ(a.plan[i].workflow, b.plan[i].workflow);
+    EXPECT_EQ(a.plan[i].rank, b.plan[i].rank);
+    EXPECT_EQ(a.plan[i].estimated_tokens, b.plan[i].estimated_tokens);
   }
   ASSERT_EQ(a.workflows.size(), b.workflows.size());
   for (size_t i = 0; i < a.workflows.size(); ++i) {

@@ -118,6 +118,30 @@ TEST(Summarize, PhasesInPipelineOrderWithTotalsAndSlowestRank) {
   EXPECT_DOUBLE_EQ(s.phases[3].max_rank_s, 1.0);
 }
 
+TEST(Summarize, FailedAndSkippedStepsAreCountedApartFromTheStatistics) {
+  RunReport r = small_report();
+  const Summary before = summarize(r);
+  StepRecord bad;
+  bad.name = "planner";
+  bad.finish = "error";
+  bad.error = "prompt too long";
+  bad.latency_ms = 1e9;  // would dominate the mean if it were counted
+  r.steps.push_back(bad);
+  bad.finish = "skipped";
+  bad.error = "uses planner, which failed";
+  r.steps.push_back(bad);
+  r.ranks.push_back({});
+  r.ranks.back().status = "failed";
+  r.ranks.back().host = "node-z";
+  const Summary after = summarize(r);
+  EXPECT_EQ(after.failed_steps, 2);
+  EXPECT_EQ(after.overall.count, before.overall.count);
+  EXPECT_DOUBLE_EQ(after.overall.latency_ms.mean, before.overall.latency_ms.mean);
+  const std::string table = format_summary_table(after, r.attrs);
+  EXPECT_NE(table.find("2 steps failed or were skipped"), std::string::npos) << table;
+  EXPECT_NE(table.find("node-z"), std::string::npos) << table;
+}
+
 TEST(Summarize, EmptyReportIsAllZeros) {
   const Summary s = summarize(RunReport{});
   EXPECT_TRUE(s.steps.empty());

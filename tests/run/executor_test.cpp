@@ -198,23 +198,127 @@ TEST(Executor, UnknownWorkflowIsAnError) {
   EXPECT_THROW(run::execute(job, {1}, eng, {}), RunError);
 }
 
-// An engine that rejects the verifier's prompt: the finished planner/executor steps survive.
+// An engine that rejects the prompts of one step index (as an over-long prompt is rejected).
 class RejectingEngine : public ScriptedEngine {
  public:
+  explicit RejectingEngine(uint64_t step, uint64_t workflow = ~0ull)
+      : step_(step), workflow_(workflow) {}
   void submit(engine::Request r) override {
-    if (r.stream.step == 2) throw InputError("request", "prompt too long");
+    if (r.stream.step == step_ && (workflow_ == ~0ull || r.stream.workflow == workflow_))
+      throw InputError("request", "prompt too long");
     ScriptedEngine::submit(std::move(r));
   }
+
+ private:
+  uint64_t step_, workflow_;
 };
 
-TEST(Executor, FailureMidRunKeepsFinishedSteps) {
+TEST(Executor, RejectedStepFailsAloneWithItsReason) {
   auto job = make_job(true, 2);
-  RejectingEngine eng;
+  RejectingEngine eng(2);
   auto res = run::execute(job, {0, 1}, eng, {});
-  ASSERT_TRUE(res.error);
-  EXPECT_THROW(std::rethrow_exception(res.error), InputError);
-  EXPECT_GE(res.steps.size(), 2u);
-  for (const auto& s : res.steps) EXPECT_LT(s.step, 2);
+  EXPECT_FALSE(res.error);
+  EXPECT_EQ(res.steps_failed, 2);
+  EXPECT_EQ(res.steps_skipped, 0);
+  ASSERT_EQ(res.steps.size(), 6u);
+  for (const auto& s : res.steps) {
+    if (s.step == 2) {
+      EXPECT_EQ(s.finish, "error");
+      EXPECT_EQ(s.error, "request: prompt too long");
+      EXPECT_EQ(s.output_sha256_8, "");
+    } else {
+      EXPECT_EQ(s.finish, "stop");
+      EXPECT_EQ(s.error, "");
+    }
+  }
+  EXPECT_TRUE(res.workflows.empty());  // neither workflow finished every step
+}
+
+// The planner of workflow 1 fails: its executor and verifier are skipped, workflows 0 and 2 run
+// to the end.
+TEST(Executor, StepsUsingAFailedStepAreSkippedAndOtherWorkflowsRunOn) {
+  auto job = make_job(true, 3);
+  RejectingEngine eng(0, 1);
+  auto res = run::execute(job, {0, 1, 2}, eng, {});
+  EXPECT_FALSE(res.error);
+  EXPECT_EQ(res.steps_failed, 1);
+  EXPECT_EQ(res.steps_skipped, 2);
+  ASSERT_EQ(res.steps.size(), 9u);
+  for (const auto& s : res.steps) {
+    if (s.workflow != 1) {
+      EXPECT_EQ(s.finish, "stop");
+      continue;
+    }
+    EXPECT_EQ(s.finish, s.step == 0 ? "error" : "skipped") << s.step;
+    if (s.step > 0) {
+      EXPECT_EQ(s.error, "uses step planner, which failed");
+    }
+  }
+  ASSERT_EQ(res.workflows.size(), 2u);
+  for (const auto& w : res.workflows) EXPECT_NE(w.workflow, 1);
+}
+
+// Steps done in an earlier run are not submitted again; their outputs reach the steps using them.
+TEST(Executor, ResumedStepsAreSkippedAndTheirOutputsUsed) {
+  auto job = make_job(true, 2);
+  const std::map<std::pair<int32_t, int32_t>, std::string> done = {
+      {{0, 0}, "EARLIER PLAN"}, {{1, 0}, "OTHER PLAN"}, {{1, 1}, "OTHER EXEC"}};
+  ScriptedEngine eng;
+  run::ExecutorOptions opt;
+  opt.done = &done;
+  int callbacks = 0;
+  opt.on_step = [&](const report::StepRecord&, const std::string& out,
+                    const report::WorkflowRecord*) {
+    ++callbacks;
+    EXPECT_FALSE(out.empty());
+  };
+  auto res = run::execute(job, {0, 1}, eng, opt);
+  EXPECT_FALSE(res.error);
+  EXPECT_EQ(res.steps_resumed, 3);
+  EXPECT_EQ(res.steps.size(), 3u);  // (0,1), (0,2), (1,2)
+  EXPECT_EQ(callbacks, 3);
+  ASSERT_EQ(eng.seen_requests.size(), 3u);
+  for (const auto& r : eng.seen_requests) {
+    EXPECT_NE(r.stream.step, 0u);
+    const char* used = r.stream.workflow == 0 ? "EARLIER PLAN" : "OTHER EXEC";
+    if (r.stream.step == 2 || r.stream.workflow == 0) {
+      EXPECT_NE(r.prompt.find(used), std::string::npos) << r.stream.workflow << r.stream.step;
+    }
+  }
+  EXPECT_EQ(res.workflows.size(), 2u);
+}
+
+// After a stop, steps already submitted finish within the grace period; nothing new starts.
+TEST(Executor, StopLetsSubmittedStepsFinishWithinTheGrace) {
+  auto job = make_job(true, 3);
+  ScriptedEngine eng;
+  std::atomic<bool> stop{false};
+  run::ExecutorOptions opt;
+  opt.stop = &stop;
+  opt.grace_s = 3600;
+  std::size_t submitted_at_stop = 0;
+  opt.on_progress = [&](const run::ProgressSnapshot&) {
+    if (!stop) {
+      stop = true;
+      submitted_at_stop = eng.seen_requests.size();
+    }
+  };
+  auto res = run::execute(job, {0, 1, 2}, eng, opt);
+  EXPECT_TRUE(res.interrupted);
+  EXPECT_EQ(eng.seen_requests.size(), submitted_at_stop);
+  EXPECT_EQ(res.steps.size(), submitted_at_stop);  // every submitted step finished
+  EXPECT_FALSE(eng.has_work());
+}
+
+TEST(Executor, AbortLeavesAtOnce) {
+  auto job = make_job(false, 3);
+  ScriptedEngine eng;
+  std::atomic<bool> abort{true};
+  run::ExecutorOptions opt;
+  opt.abort = &abort;
+  auto res = run::execute(job, {0, 1, 2}, eng, opt);
+  EXPECT_TRUE(res.interrupted);
+  EXPECT_TRUE(res.steps.empty());
 }
 
 TEST(Progress, FormatsCountsRateAndEta) {

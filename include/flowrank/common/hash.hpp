@@ -17,6 +17,7 @@ std::string sha256_hex(std::string_view bytes);
 // are re-verified on every run (cache entries), where SHA-256 cost as much as rebuilding them.
 // Not a content key: use sha256 for those.
 std::string crc32_hex(std::string_view bytes);
+uint32_t crc32_of(std::string_view bytes);  // the same checksum as a number
 
 // Incremental hashing for large inputs (fixture trees, cache keys made of many parts).
 class Sha256 {

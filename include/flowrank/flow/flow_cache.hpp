@@ -39,7 +39,13 @@ class FlowCache {
   std::filesystem::path dir_;
 };
 
-// Serialisation of an expanded job (the cache payload; also what rank 0 broadcasts).
+// A cache entry's bytes: header line with the payload's CRC-32 and length, then the payload. Rank 0
+// broadcasts these bytes to the other ranks, which decode (and so verify) them on arrival.
+std::string encode_cache_entry(const ExpandedJob& job);
+// Throws std::runtime_error naming the problem (truncated, checksum mismatch, ...).
+ExpandedJob decode_cache_entry(std::string&& bytes);
+
+// Serialisation of an expanded job (the cache payload).
 std::string serialize_expanded_job(const ExpandedJob& job);
 // Throws std::runtime_error on malformed bytes.
 ExpandedJob parse_expanded_job(std::string_view bytes);

@@ -6,11 +6,14 @@
 //   /phases      compound table, one field per PhaseRecord member
 //   /steps       compound table, one field per StepRecord member
 //   /workflows   compound table, one field per WorkflowRecord member
+//   /ranks       compound table, one field per RankRecord member (format 2)
+//   /plan        compound table, one field per PlanRecord member (format 2)
 //   /outputs/<workflow>/<step>   (only with keep_outputs) the generated text as a scalar
 //                fixed-length UTF-8 string (null-padded, so text with NUL bytes survives) with an
 //                int64 attribute `length` = its byte count; decimal names, e.g. /outputs/3/1.
-// Table strings are variable-length UTF-8; numbers are little-endian int32 / float64. h5py reads a
-// table as a structured array (string fields come back as bytes). Empty tables have zero rows.
+// Table strings are variable-length UTF-8; numbers are little-endian int32 / int64 / float64. h5py
+// reads a table as a structured array (string fields come back as bytes). Empty tables have zero
+// rows.
 #include <cstdint>
 #include <filesystem>
 
@@ -19,7 +22,9 @@
 namespace flowrank::report {
 
 // Version of the layout above, written as the root attribute `report_format`.
-inline constexpr int32_t kReportFormat = 1;
+// 2 added /ranks, /plan and the /steps column `error`; format-1 files still read (empty /ranks and
+// /plan, empty errors).
+inline constexpr int32_t kReportFormat = 2;
 
 // Writes `report` to `path` atomically (temp file + rename; a failed write leaves any previous
 // file untouched). Throws RunError("<path>: <problem>") on any HDF5 failure, and when an `extra`

@@ -3,8 +3,9 @@
 // knowing what they mean. Format (all integers little-endian):
 //   "FRRB" magic, u8 version (kRecordBytesVersion),
 //   u32 n, n phase records; u32 n, n step records; u32 n, n workflow records; u32 n, n outputs
-//   (i32 workflow, i32 step, str text); and nothing after.
-//   i32 / f64 (IEEE-754 bits) fields in record-member order; str = u32 byte length + bytes.
+//   (i32 workflow, i32 step, str text); u32 n, n rank records; u32 n, n plan records; and nothing
+//   after. Fields in record-member order (the HDF5 column order): i32, i64, f64 (IEEE-754 bits);
+//   str = u32 byte length + bytes.
 // Attributes are not included: rank 0 owns them.
 #include <cstdint>
 #include <map>
@@ -17,7 +18,7 @@
 
 namespace flowrank::report {
 
-inline constexpr uint8_t kRecordBytesVersion = 1;
+inline constexpr uint8_t kRecordBytesVersion = 2;  // 2: step error, ranks, plan
 
 // One rank's records.
 struct RecordBatch {
@@ -25,10 +26,12 @@ struct RecordBatch {
   std::vector<StepRecord> steps;
   std::vector<WorkflowRecord> workflows;
   std::map<std::pair<int32_t, int32_t>, std::string> outputs;
+  std::vector<RankRecord> ranks;
+  std::vector<PlanRecord> plan;
 };
 
 std::string serialize_records(const RecordBatch& batch);
-// The records of `report` (phases, steps, workflows, outputs); its attrs are not serialised.
+// The records of `report` (phases, steps, workflows, outputs, ranks, plan); not its attrs.
 std::string serialize_records(const RunReport& report);
 
 // Throws RunError("record bytes: <problem> at byte N") for a wrong magic or version, truncated or
@@ -38,5 +41,7 @@ RecordBatch deserialize_records(std::string_view bytes);
 // Appends a batch's records to `report` (records in order; outputs merged). Throws RunError when
 // an output for the same (workflow, step) is already present.
 void append_records(RunReport& report, RecordBatch&& batch);
+// The same into another batch.
+void merge_records(RecordBatch& into, RecordBatch&& batch);
 
 }  // namespace flowrank::report

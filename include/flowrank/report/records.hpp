@@ -31,8 +31,9 @@ struct StepRecord {
   double latency_ms = 0;  // submit -> finished
   double start_s = 0;     // submit time since epoch
   double end_s = 0;
-  std::string finish;           // length | stop | eos
-  std::string output_sha256_8;  // first 8 hex of sha256(output UTF-8 bytes)
+  std::string finish;           // length | stop | eos, or error | skipped (no output)
+  std::string output_sha256_8;  // first 8 hex of sha256(output UTF-8 bytes); empty without output
+  std::string error;            // one line: why the step failed or was skipped; else empty
 };
 
 struct WorkflowRecord {
@@ -41,6 +42,32 @@ struct WorkflowRecord {
   double start_s = 0;
   double end_s = 0;
   int32_t steps = 0;
+};
+
+// One rank: where it ran, how it ended, what its engine did.
+struct RankRecord {
+  int32_t rank = 0;
+  std::string host;
+  std::string device;       // the engine's device, e.g. "cpu (2 threads)", "NVIDIA H200"
+  std::string status;       // complete | interrupted | failed | lost (died before the gather)
+  std::string error;        // one line when failed or lost
+  int32_t workflows = 0;    // assigned by the sharding plan
+  int32_t steps_total = 0;  // steps of those workflows
+  int32_t steps_done = 0;   // steps recorded (finished, failed or skipped), resumed ones included
+  int64_t engine_steps = 0;
+  int64_t engine_preemptions = 0;
+  int64_t engine_evictions = 0;
+  int64_t engine_computed_tokens = 0;
+  int64_t engine_cached_tokens = 0;
+  int32_t kv_blocks = 0;
+  std::string weights;  // where the weights came from: disk | rank0 (broadcast)
+};
+
+// The sharding plan: which rank runs which workflow, and the cost estimate it was placed by.
+struct PlanRecord {
+  int32_t workflow = 0;
+  int32_t rank = 0;
+  int64_t estimated_tokens = 0;
 };
 
 struct RunAttributes {
@@ -60,6 +87,8 @@ struct RunReport {
   std::vector<PhaseRecord> phases;
   std::vector<StepRecord> steps;
   std::vector<WorkflowRecord> workflows;
+  std::vector<RankRecord> ranks;
+  std::vector<PlanRecord> plan;
   // (workflow, step) -> generated text; written under /outputs only with --keep-outputs.
   std::map<std::pair<int32_t, int32_t>, std::string> outputs;
 };

@@ -54,7 +54,9 @@ struct Summary {
   // Known phases in pipeline order (world_init ... report_write), then others by first appearance.
   std::vector<PhaseSummary> phases;
   double run_wall_s = 0;
-  int64_t workflows = 0;  // number of WorkflowRecords
+  int64_t workflows = 0;     // number of WorkflowRecords
+  int64_t failed_steps = 0;  // steps with an error (failed or skipped), left out of the stats
+  std::vector<RankRecord> ranks;
 };
 
 // Nearest-rank percentile of `values` (need not be sorted); 0 for an empty vector.
@@ -63,7 +65,9 @@ double nearest_rank_percentile(std::vector<double> values, double p);
 Summary summarize(const RunReport& report);
 
 // Aligned markdown tables (like llama-bench): one header line with the run's attributes, a table of
-// steps (one row per step name plus "all") and a table of phases. Ends with a newline.
+// steps (one row per step name plus "all") and a table of phases; then a line counting failed
+// steps and a table of ranks (several ranks, or one that did not complete), when there are any.
+// Ends with a newline.
 std::string format_summary_table(const Summary& summary, const RunAttributes& attrs);
 
 // The same figures for `--format json`: {"run": {attributes, extra}, "steps": [...], "overall":

@@ -28,25 +28,41 @@ struct ExecutorOptions {
   int32_t rank = 0;
   Clock::time_point epoch{};  // the run's time zero (rank 0's start)
   bool keep_outputs = false;  // copy every output text into the result
-  // Checked between engine iterations; when it becomes true the executor stops and returns what
-  // has finished (SIGTERM from Slurm, Ctrl-C).
+  // Checked between engine iterations. When `stop` becomes true the executor submits nothing
+  // more, lets the steps already submitted finish for up to `grace_s` seconds, and returns what
+  // has finished (SIGTERM from Slurm, Ctrl-C). `abort` ends at once (a peer rank died).
   const std::atomic<bool>* stop = nullptr;
+  double grace_s = 0;
+  const std::atomic<bool>* abort = nullptr;
+  // Steps finished by an earlier run ((workflow, step) -> output text): not run again, their
+  // outputs feed the steps that use them. The caller owns their records.
+  const std::map<std::pair<int32_t, int32_t>, std::string>* done = nullptr;
   std::function<void(const ProgressSnapshot&)>
       on_progress;  // after each iteration that finished steps
+  // Called as each step ends (finished, failed or skipped), with its output text ("" when it has
+  // none) and, when it completed its workflow, that workflow's record: for journaling.
+  std::function<void(const report::StepRecord&, const std::string& output,
+                     const report::WorkflowRecord* workflow)>
+      on_step;
 };
 
 struct ExecutionResult {
-  std::vector<report::StepRecord> steps;
+  std::vector<report::StepRecord> steps;  // finished, failed (finish "error") and skipped ones
   std::vector<report::WorkflowRecord> workflows;  // only workflows whose every step finished
   std::map<std::pair<int32_t, int32_t>, std::string> outputs;  // filled when keep_outputs
   int32_t steps_total = 0;
-  bool interrupted = false;  // stopped by options.stop
-  std::exception_ptr error;  // the engine or a prompt failed; what finished before is kept
+  int32_t steps_resumed = 0;  // taken from options.done
+  int32_t steps_failed = 0;   // rejected by the engine (bad prompt), each recorded with its error
+  int32_t steps_skipped = 0;  // not run because a step they use failed
+  bool interrupted = false;   // stopped by options.stop or options.abort
+  std::exception_ptr error;   // the engine failed; what finished before is kept
 };
 
 engine::SamplingParams to_sampling_params(const flow::StepSampling& s);
 
 // Runs the workflows of `job` whose indices are in `workflows` (this rank's shard) to completion.
+// A step the engine rejects (InputError from submit: a prompt longer than the context, say) fails
+// alone: its record says why, the steps that use it are recorded as skipped, everything else runs.
 // Never throws for a failure mid-run: it returns the finished steps with `error` set, so the caller
 // can flush a partial report before reporting the error.
 ExecutionResult execute(const flow::ExpandedJob& job, const std::vector<int32_t>& workflows,
