@@ -68,7 +68,7 @@ const KernelSet kPortable = {4,
                              6,
                              64,
                              0,
-                             0,
+                             {0, 0, 0, 0},
                              portable_dequant_row,
                              portable_dot_tile,
                              nullptr,
@@ -128,8 +128,10 @@ const KernelSet& active() {
 // ---------------------------------------------------------------------------------------------
 // Projections.
 
-// Weight rows dequantized at a time: about 128 KiB of f32, in L2 while every x row passes.
+// Weight rows dequantized at a time: about 128 KiB of f32, in L2 while every x row passes; a
+// multiple of 24 rows (whole dot_tile and gemv column groups).
 constexpr int64_t kChunkFloats = int64_t{32} << 10;
+constexpr int64_t kChunkRowStep = 24;
 // x rows swept per pass over a chunk: about 512 KiB of f32.
 constexpr int64_t kXBlockFloats = int64_t{128} << 10;
 // Below this many multiply-adds a projection runs on one thread (waking others costs more).
@@ -147,8 +149,9 @@ bool run_chunk_fused(const KernelSet& ks, const float* x, int64_t m, int64_t ldx
   const WeightRows& w = *ch.w;
   if (ks.gemv == nullptr || m > ks.gemv_rows) return false;
   const std::size_t rb = w.row_bytes();
-  for (int64_t c0 = 0; c0 < ch.rows; c0 += ks.gemv_cols) {
-    const int nc = static_cast<int>(std::min<int64_t>(ks.gemv_cols, ch.rows - c0));
+  const int cols = ks.gemv_cols[m - 1];
+  for (int64_t c0 = 0; c0 < ch.rows; c0 += cols) {
+    const int nc = static_cast<int>(std::min<int64_t>(cols, ch.rows - c0));
     if (!ks.gemv(w.type, x, ldx, static_cast<int>(m), w.row(ch.row0 + c0), rb, nc, w.k,
                  y + ch.col + c0, ldy))
       return false;
@@ -246,8 +249,8 @@ void matmul(const float* x, int64_t m, int64_t ldx, std::span<const WeightRows> 
   thread_local std::vector<WeightChunk> chunks;
   chunks.clear();
   int64_t col = 0;
-  const int64_t tc = ks.tile_cols;
-  const int64_t chunk_rows = std::max<int64_t>(tc, kChunkFloats / k / tc * tc);
+  const int64_t chunk_rows =
+      std::max<int64_t>(kChunkRowStep, kChunkFloats / k / kChunkRowStep * kChunkRowStep);
   for (const WeightRows& w : parts) {
     if (w.k != k) throw std::invalid_argument("matmul: parts of different widths");
     for (int64_t r = 0; r < w.rows; r += chunk_rows)

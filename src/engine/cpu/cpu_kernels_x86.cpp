@@ -309,8 +309,9 @@ void swiglu(const float* gate, const float* up, float* act, int64_t n) {
 
 }  // namespace
 
-const KernelSet kSet = {2,           3,        2,       2,      2,      32,      0,      0,
-                        dequant_row, dot_tile, nullptr, scores, values, exp_sum, max_of, swiglu};
+const KernelSet kSet = {
+    2,           3,        2,       2,      2,      32,      0,      {0, 0, 0, 0},
+    dequant_row, dot_tile, nullptr, scores, values, exp_sum, max_of, swiglu};
 
 }  // namespace avx2
 FLOWRANK_TARGET_END
@@ -458,7 +459,8 @@ void gemv_t(const float* x, int64_t ldx, const unsigned char* w, std::size_t rb,
     for (int c = 0; c < NC; ++c) y[r * ldy + c] = hsum(acc[r][c]);
 }
 
-constexpr int kGemvRows = 2, kGemvCols = 8;
+// Up to 4 x rows; 8 weight rows at a time for 1-2 x rows, 4 for 3-4 (what fits 32 registers).
+constexpr int kGemvRows = 4, kGemvCols = 8;
 using GemvFn = void (*)(const float*, int64_t, const unsigned char*, std::size_t, int64_t, float*,
                         int64_t);
 
@@ -470,7 +472,9 @@ constexpr std::array<GemvFn, sizeof...(NC)> gemv_row(std::integer_sequence<int, 
 template <typename B>
 constexpr std::array<std::array<GemvFn, kGemvCols>, kGemvRows> gemv_table() {
   return {gemv_row<B, 1>(std::make_integer_sequence<int, kGemvCols>{}),
-          gemv_row<B, 2>(std::make_integer_sequence<int, kGemvCols>{})};
+          gemv_row<B, 2>(std::make_integer_sequence<int, kGemvCols>{}),
+          gemv_row<B, 3>(std::make_integer_sequence<int, kGemvCols>{}),
+          gemv_row<B, 4>(std::make_integer_sequence<int, kGemvCols>{})};
 }
 
 bool gemv(TensorType t, const float* x, int64_t ldx, int mr, const unsigned char* w,
@@ -692,8 +696,9 @@ void swiglu(const float* gate, const float* up, float* act, int64_t n) {
 
 }  // namespace
 
-const KernelSet kSet = {4,           6,        4,    4,      6,      64,      kGemvRows, kGemvCols,
-                        dequant_row, dot_tile, gemv, scores, values, exp_sum, max_of,    swiglu};
+const KernelSet kSet = {
+    4,           6,        4,    4,      6,      64,      kGemvRows, {8, 8, 4, 4},
+    dequant_row, dot_tile, gemv, scores, values, exp_sum, max_of,    swiglu};
 
 }  // namespace avx512
 FLOWRANK_TARGET_END

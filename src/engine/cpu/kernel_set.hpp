@@ -19,14 +19,14 @@ struct KeyChunk {
 
 struct KernelSet {
   // How much each kernel takes at once (what fits its registers).
-  int tile_rows;  // dot_tile: x rows
-  int tile_cols;  // dot_tile: weight rows
-  int qk_pairs;   // scores: (query, head) pairs
-  int qk_chunks;  // scores: key chunks
-  int pv_pairs;   // values: pairs
-  int pv_dims;    // values: dims
-  int gemv_rows;  // gemv: x rows
-  int gemv_cols;  // gemv: weight rows
+  int tile_rows;     // dot_tile: x rows
+  int tile_cols;     // dot_tile: weight rows
+  int qk_pairs;      // scores: (query, head) pairs
+  int qk_chunks;     // scores: key chunks
+  int pv_pairs;      // values: pairs
+  int pv_dims;       // values: dims
+  int gemv_rows;     // gemv: x rows
+  int gemv_cols[4];  // gemv: weight rows at a time, for 1, 2, 3, 4 x rows
   // dst[0..k) = dequantize(t, row, k) (k a whole number of blocks).
   void (*dequant_row)(TensorType t, const unsigned char* row, int64_t k, float* dst);
   // y[r * ldy + c] = dot16(x + r * ldx, w + c * ldw, k) for r < mr, c < nc.
