@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "flowrank/common/error.hpp"
 #include "kernel_set.hpp"
 
 namespace flowrank::engine::cpu {
@@ -109,8 +110,7 @@ Isa initial_isa() {
     } else if (s == "avx2") {
       want = Isa::kAvx2;
     } else if (s != "avx512") {
-      throw std::invalid_argument("FLOWRANK_CPU_KERNELS='" + s +
-                                  "': expected portable, avx2 or avx512");
+      throw InputError("FLOWRANK_CPU_KERNELS='" + s + "'", "expected portable, avx2 or avx512");
     }
   }
   return clamp_isa(want);

@@ -73,6 +73,7 @@ CpuModelRunner::CpuModelRunner(ModelWeights weights, CpuRunnerOptions options)
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   threads_ = options_.threads > 0 ? options_.threads : hw;
   pool_ = std::make_unique<cpu::ThreadPool>(threads_);
+  cpu::kernel_isa();  // a bad FLOWRANK_CPU_KERNELS is an InputError now, not mid-step
   memory_budget_ =
       options_.memory_limit_bytes > 0 ? options_.memory_limit_bytes : cpu_available_memory();
   // /proc/meminfo unreadable: no basis to refuse; size the pool as if 16 GiB were free.

@@ -208,6 +208,49 @@ TEST_F(SmolLmRunnerTest, LogitsAreBitwiseIndependentOfBatchChunkingAndPrefixCach
   }
 }
 
+// The kernel sets compute the same bits (tests/engine/cpu/cpu_kernels_test.cpp checks each
+// kernel); here the whole model: a prompt in chunks, then decode steps beside another sequence.
+std::vector<float> logits_on(ModelRunner& r, cpu::Isa isa, const std::vector<int32_t>& prompt) {
+  cpu::set_kernel_isa(isa);
+  BlockAllocator alloc(kPoolBlocks);
+  Seq a{prompt, {}, 0};
+  Seq b{std::vector<int32_t>(prompt.rbegin(), prompt.rend()), {}, 0};
+  std::vector<float> all;
+  const int32_t half = static_cast<int32_t>(prompt.size() / 2);
+  for (const auto& out : {step(r, alloc, {&a, &b}, {half, 5}),
+                          step(r, alloc, {&a}, {static_cast<int32_t>(prompt.size()) - half})})
+    all.insert(all.end(), out[0].begin(), out[0].end());
+  for (int32_t t : {17, 4242}) {
+    t %= r.config().n_vocab;
+    a.tokens.push_back(t);
+    b.tokens.push_back(t);
+    const auto out = step(r, alloc, {&b, &a}, {1, 1});
+    all.insert(all.end(), out[1].begin(), out[1].end());
+  }
+  return all;
+}
+
+TEST_F(SmolLmRunnerTest, LogitsAreBitwiseTheSameOnEveryKernelSet) {
+  const cpu::Isa saved = cpu::kernel_isa();
+  std::mt19937 rng(13);
+  const auto prompt = random_tokens(rng, 37, runner_->config().n_vocab);
+  const auto ref = logits_on(*runner_, cpu::Isa::kAvx2, prompt);
+  const bool avx2 = cpu::kernel_isa() == cpu::Isa::kAvx2;
+  const auto wide = logits_on(*runner_, cpu::Isa::kAvx512, prompt);
+  cpu::set_kernel_isa(saved);
+  if (!avx2) GTEST_SKIP() << "this processor has no AVX2: only the portable kernels run here";
+  EXPECT_TRUE(bitwise_equal(ref.data(), wide.data(), static_cast<int64_t>(ref.size())));
+  // The portable set (software fma where the baseline has none) on a tiny model only.
+  CpuModelRunner tiny(load_model(kGolden + "llama3_tiny.gguf"));
+  preload_blocks(tiny, kPoolBlocks, kBlockSize);
+  std::vector<int32_t> short_prompt(prompt.begin(), prompt.begin() + 20);
+  for (int32_t& t : short_prompt) t %= tiny.config().n_vocab;
+  const auto portable = logits_on(tiny, cpu::Isa::kPortable, short_prompt);
+  const auto fast = logits_on(tiny, saved, short_prompt);
+  cpu::set_kernel_isa(saved);
+  EXPECT_TRUE(bitwise_equal(portable.data(), fast.data(), static_cast<int64_t>(fast.size())));
+}
+
 TEST_F(SmolLmRunnerTest, ShuffledBlockTableGivesSameLogitsAsContiguous) {
   const int vocab = runner_->config().n_vocab;
   std::mt19937 rng(11);

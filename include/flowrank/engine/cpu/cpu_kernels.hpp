@@ -23,7 +23,8 @@ const char* isa_name(Isa isa);
 // The widest kernels this processor (and its OS) runs.
 Isa detected_isa();
 // The kernels in use: detected_isa(), lowered by FLOWRANK_CPU_KERNELS=portable|avx2|avx512 or
-// set_kernel_isa(). Results are the same on every level; only speed differs.
+// set_kernel_isa(). Results are the same on every level; only speed differs. Throws InputError
+// for any other value of FLOWRANK_CPU_KERNELS.
 Isa kernel_isa();
 // Uses `isa`, or the widest supported level below it. Returns the level now in use.
 Isa set_kernel_isa(Isa isa);
