@@ -84,6 +84,53 @@ __m128i load64(const unsigned char* p) {
   return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
 }
 
+// Block decoders: 32 weights of one block as four vectors of 8 (elements 0-7, 8-15, 16-23,
+// 24-31), each element what dequantize() gives.
+struct Q4_0 {
+  static constexpr int kBytes = 18;
+  static void load(const unsigned char* b, __m256 w[4]) {
+    const __m256 d = _mm256_set1_ps(half(b));
+    const __m256i eight = _mm256_set1_epi32(8);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i q = _mm256_cvtepu8_epi32(load64(b + 2 + 8 * h));
+      const __m256i lo = _mm256_sub_epi32(_mm256_and_si256(q, _mm256_set1_epi32(15)), eight);
+      const __m256i hi = _mm256_sub_epi32(_mm256_srli_epi32(q, 4), eight);
+      w[h] = _mm256_mul_ps(_mm256_cvtepi32_ps(lo), d);
+      w[2 + h] = _mm256_mul_ps(_mm256_cvtepi32_ps(hi), d);
+    }
+  }
+};
+struct Q4_1 {
+  static constexpr int kBytes = 20;
+  static void load(const unsigned char* b, __m256 w[4]) {
+    const __m256 d = _mm256_set1_ps(half(b)), m = _mm256_set1_ps(half(b + 2));
+    for (int h = 0; h < 2; ++h) {
+      const __m256i q = _mm256_cvtepu8_epi32(load64(b + 4 + 8 * h));
+      const __m256i lo = _mm256_and_si256(q, _mm256_set1_epi32(15));
+      const __m256i hi = _mm256_srli_epi32(q, 4);
+      w[h] = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(lo), d), m);
+      w[2 + h] = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(hi), d), m);
+    }
+  }
+};
+struct Q8_0 {
+  static constexpr int kBytes = 34;
+  static void load(const unsigned char* b, __m256 w[4]) {
+    const __m256 d = _mm256_set1_ps(half(b));
+    for (int h = 0; h < 4; ++h)
+      w[h] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(load64(b + 2 + 8 * h))), d);
+  }
+};
+
+template <typename B>
+void dequant_blocks(const unsigned char* b, int64_t k, float* y) {
+  for (int64_t i = 0; i + 32 <= k; i += 32, b += B::kBytes) {
+    __m256 w[4];
+    B::load(b, w);
+    for (int h = 0; h < 4; ++h) _mm256_storeu_ps(y + i + 8 * h, w[h]);
+  }
+}
+
 void dequant_row(TensorType t, const unsigned char* b, int64_t k, float* y) {
   int64_t i = 0;
   switch (t) {
@@ -105,46 +152,62 @@ void dequant_row(TensorType t, const unsigned char* b, int64_t k, float* y) {
       dequantize(t, b + 2 * i, y + i, k - i);
       return;
     case TensorType::kQ8_0:
-      for (; i < k; i += 32, b += 34) {
-        const __m256 d = _mm256_set1_ps(half(b));
-        for (int h = 0; h < 4; ++h) {
-          const __m256i q = _mm256_cvtepi8_epi32(load64(b + 2 + 8 * h));
-          _mm256_storeu_ps(y + i + 8 * h, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d));
-        }
-      }
-      return;
+      return dequant_blocks<Q8_0>(b, k, y);
     case TensorType::kQ4_0:
-      for (; i < k; i += 32, b += 18) {
-        const __m256 d = _mm256_set1_ps(half(b));
-        for (int h = 0; h < 2; ++h) {
-          const __m256i q = _mm256_cvtepu8_epi32(load64(b + 2 + 8 * h));
-          const __m256i eight = _mm256_set1_epi32(8);
-          const __m256i lo = _mm256_sub_epi32(_mm256_and_si256(q, _mm256_set1_epi32(15)), eight);
-          const __m256i hi = _mm256_sub_epi32(_mm256_srli_epi32(q, 4), eight);
-          _mm256_storeu_ps(y + i + 8 * h, _mm256_mul_ps(_mm256_cvtepi32_ps(lo), d));
-          _mm256_storeu_ps(y + i + 16 + 8 * h, _mm256_mul_ps(_mm256_cvtepi32_ps(hi), d));
-        }
-      }
-      return;
+      return dequant_blocks<Q4_0>(b, k, y);
     case TensorType::kQ4_1:
-      for (; i < k; i += 32, b += 20) {
-        const __m256 d = _mm256_set1_ps(half(b));
-        const __m256 m = _mm256_set1_ps(half(b + 2));
-        for (int h = 0; h < 2; ++h) {
-          const __m256i q = _mm256_cvtepu8_epi32(load64(b + 4 + 8 * h));
-          const __m256i lo = _mm256_and_si256(q, _mm256_set1_epi32(15));
-          const __m256i hi = _mm256_srli_epi32(q, 4);
-          _mm256_storeu_ps(y + i + 8 * h,
-                           _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(lo), d), m));
-          _mm256_storeu_ps(y + i + 16 + 8 * h,
-                           _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(hi), d), m));
-        }
-      }
-      return;
+      return dequant_blocks<Q4_1>(b, k, y);
     default:  // Q4_K, Q6_K: the reference
       dequantize(t, b, y, k);
       return;
   }
+}
+
+// The fused decode GEMV: elements 0-7 and 16-23 of a block go to lanes 0-7 of the partial sums
+// (in that order), 8-15 and 24-31 to lanes 8-15. x is read straight from memory by the fma.
+template <typename B, int MR, int NC>
+void gemv_t(const float* x, int64_t ldx, const unsigned char* w, std::size_t rb, int64_t k,
+            float* y, int64_t ldy) {
+  __m256 acc[MR][NC][2];
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NC; ++c) acc[r][c][0] = acc[r][c][1] = _mm256_setzero_ps();
+  std::size_t off = 0;
+  for (int64_t i = 0; i < k; i += 32, off += B::kBytes) {
+    for (int c = 0; c < NC; ++c) {
+      __m256 wv[4];
+      B::load(w + c * rb + off, wv);
+      for (int r = 0; r < MR; ++r) {
+        const float* xr = x + r * ldx + i;
+        for (int h = 0; h < 4; ++h)
+          acc[r][c][h % 2] = _mm256_fmadd_ps(_mm256_loadu_ps(xr + 8 * h), wv[h], acc[r][c][h % 2]);
+      }
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NC; ++c) y[r * ldy + c] = hsum(acc[r][c][0], acc[r][c][1]);
+}
+
+bool gemv(TensorType t, const float* x, int64_t ldx, int mr, const unsigned char* w,
+          std::size_t row_bytes, int nc, int64_t k, float* y, int64_t ldy) {
+  using Fn =
+      void (*)(const float*, int64_t, const unsigned char*, std::size_t, int64_t, float*, int64_t);
+  // [mr - 1][nc - 1]: 4 weight rows for one x row, 2 for two.
+  static constexpr Fn q4_0[2][4] = {
+      {gemv_t<Q4_0, 1, 1>, gemv_t<Q4_0, 1, 2>, gemv_t<Q4_0, 1, 3>, gemv_t<Q4_0, 1, 4>},
+      {gemv_t<Q4_0, 2, 1>, gemv_t<Q4_0, 2, 2>, nullptr, nullptr}};
+  static constexpr Fn q4_1[2][4] = {
+      {gemv_t<Q4_1, 1, 1>, gemv_t<Q4_1, 1, 2>, gemv_t<Q4_1, 1, 3>, gemv_t<Q4_1, 1, 4>},
+      {gemv_t<Q4_1, 2, 1>, gemv_t<Q4_1, 2, 2>, nullptr, nullptr}};
+  static constexpr Fn q8_0[2][4] = {
+      {gemv_t<Q8_0, 1, 1>, gemv_t<Q8_0, 1, 2>, gemv_t<Q8_0, 1, 3>, gemv_t<Q8_0, 1, 4>},
+      {gemv_t<Q8_0, 2, 1>, gemv_t<Q8_0, 2, 2>, nullptr, nullptr}};
+  const Fn(*table)[4] = t == TensorType::kQ4_0   ? q4_0
+                        : t == TensorType::kQ4_1 ? q4_1
+                        : t == TensorType::kQ8_0 ? q8_0
+                                                 : nullptr;
+  if (table == nullptr) return false;
+  table[mr - 1][nc - 1](x, ldx, w, row_bytes, k, y, ldy);
+  return true;
 }
 
 template <int MR, int NC>
@@ -309,9 +372,8 @@ void swiglu(const float* gate, const float* up, float* act, int64_t n) {
 
 }  // namespace
 
-const KernelSet kSet = {
-    2,           3,        2,       2,      2,      32,      0,      {0, 0, 0, 0},
-    dequant_row, dot_tile, nullptr, scores, values, exp_sum, max_of, swiglu};
+const KernelSet kSet = {2,           3,        2,    2,      2,      32,      2,      {4, 2, 0, 0},
+                        dequant_row, dot_tile, gemv, scores, values, exp_sum, max_of, swiglu};
 
 }  // namespace avx2
 FLOWRANK_TARGET_END
