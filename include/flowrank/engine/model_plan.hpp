@@ -96,4 +96,36 @@ struct ModelPlan {
 
 const char* op_name(OpKind kind);
 
+// The member of a backend's per-layer weights that holds `slot` (each backend's Layer has members
+// named as these: attn_norm, wqkv, ...); null for a model-level slot.
+template <class Layer>
+auto layer_slot(Layer& l, WeightSlot slot) -> decltype(&l.wqkv) {
+  switch (slot) {
+    case WeightSlot::kAttnNorm:
+      return &l.attn_norm;
+    case WeightSlot::kWqkv:
+      return &l.wqkv;
+    case WeightSlot::kBqkv:
+      return &l.bqkv;
+    case WeightSlot::kQNorm:
+      return &l.q_norm;
+    case WeightSlot::kKNorm:
+      return &l.k_norm;
+    case WeightSlot::kWo:
+      return &l.wo;
+    case WeightSlot::kPostAttnNorm:
+      return &l.post_attn_norm;
+    case WeightSlot::kFfnNorm:
+      return &l.ffn_norm;
+    case WeightSlot::kWGateUp:
+      return &l.w_gate_up;
+    case WeightSlot::kWDown:
+      return &l.w_down;
+    case WeightSlot::kPostFfnNorm:
+      return &l.post_ffn_norm;
+    default:
+      return nullptr;
+  }
+}
+
 }  // namespace flowrank::engine

@@ -55,7 +55,7 @@ LlmEngine::LlmEngine(std::unique_ptr<ModelRunner> runner,
   if (context_length_ <= 0) throw std::invalid_argument("LlmEngine: model has no context length");
   info_.context_length = context_length_;
   info_.block_size = options_.block_size;
-  info_.shape = shape_of(runner_->config(), info_.backend == "cpu" ? 4 : 2);
+  info_.shape = shape_of(runner_->config(), runner_->value_bytes());
   if (info_.device.empty()) info_.device = runner_->device_name();
 }
 

@@ -246,33 +246,8 @@ const std::vector<float>& CpuModelRunner::weight(int32_t layer, WeightSlot slot)
   if (slot == WeightSlot::kTokenEmbd) return tok_embd_;
   if (slot == WeightSlot::kOutputNorm) return output_norm_;
   if (slot == WeightSlot::kOutput) return output_.empty() ? tok_embd_ : output_;
-  const Layer& l = layers_[static_cast<std::size_t>(layer)];
-  switch (slot) {
-    case WeightSlot::kAttnNorm:
-      return l.attn_norm;
-    case WeightSlot::kWqkv:
-      return l.wqkv;
-    case WeightSlot::kBqkv:
-      return l.bqkv;
-    case WeightSlot::kQNorm:
-      return l.q_norm;
-    case WeightSlot::kKNorm:
-      return l.k_norm;
-    case WeightSlot::kWo:
-      return l.wo;
-    case WeightSlot::kPostAttnNorm:
-      return l.post_attn_norm;
-    case WeightSlot::kFfnNorm:
-      return l.ffn_norm;
-    case WeightSlot::kWGateUp:
-      return l.w_gate_up;
-    case WeightSlot::kWDown:
-      return l.w_down;
-    case WeightSlot::kPostFfnNorm:
-      return l.post_ffn_norm;
-    default:
-      break;
-  }
+  const std::vector<float>* w = layer_slot(layers_[static_cast<std::size_t>(layer)], slot);
+  if (w != nullptr) return *w;
   throw std::logic_error("cpu backend: no weight for this slot");
 }
 

@@ -87,6 +87,7 @@ class CudaModelRunner final : public ModelRunner {
   void launch(const StepBatch& batch) override;
   void finish(StepResult& result) override;
   std::string device_name() const override { return device_name_; }
+  int32_t value_bytes() const override { return 2; }
 
  private:
   // preload, in order
