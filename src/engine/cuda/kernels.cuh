@@ -3,6 +3,9 @@
 // its CPU reference named beside it and a test in tests/engine/cuda comparing the two). Every
 // launcher is asynchronous on `stream`, allocates nothing, and calls check_launch() with its
 // kernel's name. Activations are bf16 except the residual stream x (f32); accumulation is f32.
+// Any size works (a launcher with no rows launches nothing); 16-byte vector loads are taken when
+// the row lengths and pointers allow. No host synchronisation and no float atomics anywhere:
+// every launcher can be captured in a CUDA graph and gives the same bits run after run.
 //
 // Shapes: T = token rows of the step, E = n_embd, F = n_ff, nq = n_head * head_dim,
 // nkv = n_head_kv * head_dim, nqkv = nq + 2 nkv (a qkv row: q, then k, then v).
@@ -41,11 +44,12 @@ void embed_rows(const int32_t* ids, const bf16* table, int32_t T, int32_t E, con
                 float eps, float* x, bf16* h, cudaStream_t stream);
 
 // The plan's kResidual: p = post_w ? rmsnorm(proj[r]) * post_w : proj[r]; x[r] += p; then
-// h[r] = norm_w ? rmsnorm(x[r]) * norm_w : bf16(x[r]). RMS statistics in f32 over the row.
+// h[r] = norm_w ? rmsnorm(x[r]) * norm_w : bf16(x[r]). Sums of squares in double (as
+// cpu::rms_norm, in a tree order), the rest in f32; p stays f32 (not rounded to bf16).
 void residual_norm(const bf16* proj, const bf16* post_w, const bf16* norm_w, float eps, int32_t T,
                    int32_t E, float* x, bf16* h, cudaStream_t stream);
 
-// qkv[r][i] += bias[i] for i < nqkv (Qwen2).
+// qkv[r][i] += bias[i] for i < nqkv (Qwen2), in f32, rounded to bf16.
 void add_bias(bf16* qkv, const bf16* bias, int32_t T, int32_t nqkv, cudaStream_t stream);
 
 // olmo2's QK-norm: q = rmsnorm(q) * wq over all nq values of a row; k likewise over nkv.
@@ -55,7 +59,8 @@ void qk_norm(bf16* qkv, const bf16* wq, const bf16* wk, float eps, int32_t T, in
 
 // cos_sin[pos][i] = (cos, sin)(pos * inv_freq[i]) * mscale for pos < max_pos, i < pairs; the
 // angle and cos/sin in double, rounded to f32 (then times mscale in f32). Computed once at
-// preload per RoPE table. Reference: cpu::rope_cos_sin (within 1 f32 ulp).
+// preload per RoPE table. Reference: cpu::rope_cos_sin (device and host cos/sin differ by an ulp
+// or two in double: within 1 f32 ulp before the mscale product, 2 after).
 void rope_table(const double* inv_freq, int32_t pairs, float mscale, int32_t max_pos,
                 float2* cos_sin, cudaStream_t stream);
 
