@@ -99,7 +99,7 @@ class CudaModelRunner final : public ModelRunner {
   void capture_graphs();
   // one step
   void stage(const StepBatch& batch, int32_t padded_seqs);
-  void plan_attention(const StepBatch& batch, int32_t padded_seqs);
+  bool plan_attention(const StepBatch& batch, int32_t graph_seqs);
   void forward(int32_t rows, int32_t samples);
   void run_op(const PlanOp& op, int32_t rows, int32_t samples);
   void attention(const PlanOp& op, int32_t rows);
@@ -251,6 +251,7 @@ void CudaModelRunner::allocate_step_buffers(const RunnerLimits& limits) {
   ac.scale = plan_.attn_scale;
   ac.cascade = options_.cascade_attention;
   ac.device = options_.device;
+  ac.window = c.sliding_window;
   attention_ = cuda::make_attention_backend(ac);
 }
 
@@ -381,33 +382,37 @@ void CudaModelRunner::stage(const StepBatch& batch, int32_t padded_seqs) {
   meta_.upload(meta_.copies, 2 * batch.copies.size(), stream_);
 }
 
-void CudaModelRunner::plan_attention(const StepBatch& batch, int32_t padded_seqs) {
+// graph_seqs > 0: the step may replay the graph captured for that many sequences; the backend
+// says after planning whether it can (a cascade step cannot).
+bool CudaModelRunner::plan_attention(const StepBatch& batch, int32_t graph_seqs) {
   cuda::AttentionBatch ab;
-  ab.num_seqs = std::max(batch.num_seqs(), padded_seqs);
-  ab.num_tokens =
-      batch.num_tokens() + (padded_seqs > batch.num_seqs() ? padded_seqs - batch.num_seqs() : 0);
+  ab.num_seqs = batch.num_seqs();
+  ab.num_tokens = batch.num_tokens();
   ab.decode_only = batch.is_decode_only();
-  ab.graph_seqs = padded_seqs;
-  ab.query_start = meta_.h(meta_.query_start);
-  ab.seq_lens = meta_.h(meta_.seq_lens);
-  ab.page_start = meta_.h(meta_.page_start);
-  ab.pages = meta_.h(meta_.pages);
+  ab.graph_seqs = graph_seqs;
+  ab.query_start = batch.query_start.data();
+  ab.seq_lens = batch.seq_lens.data();
+  ab.page_start = batch.page_start.data();
+  ab.pages = batch.pages.data();
   ab.d_query_start = meta_.d(meta_.query_start);
   ab.d_seq_lens = meta_.d(meta_.seq_lens);
   ab.d_page_start = meta_.d(meta_.page_start);
   ab.d_pages = meta_.d(meta_.pages);
   attention_->plan(ab, stream_);
+  return graph_seqs > 0 && attention_->graph_ready();
 }
 
 void CudaModelRunner::launch(const StepBatch& batch) {
   NvtxRange range(batch.is_decode_only() ? "decode step" : "step");
   if (in_flight_) throw std::logic_error("cuda backend: launch() before finish()");
-  const int32_t copies = static_cast<int32_t>(batch.copies.size());
-  const bool graph = graphs_ && batch.num_seqs() > 0 && batch.is_decode_only() &&
-                     batch.num_samples() == batch.num_seqs() && copies == 0 &&
-                     !batch.return_logits && graphs_->bucket_for(batch.num_seqs()) > 0;
-  const int32_t padded = graph ? graphs_->bucket_for(batch.num_seqs()) : 0;
-  stage(batch, padded);
+  const auto copies = static_cast<int32_t>(batch.copies.size());
+  // A decode step of every sequence sampled, with no copies, may replay a captured graph.
+  const int32_t bucket = graphs_ && batch.num_seqs() > 0 && batch.is_decode_only() &&
+                                 batch.num_samples() == batch.num_seqs() && copies == 0 &&
+                                 !batch.return_logits
+                             ? graphs_->bucket_for(batch.num_seqs())
+                             : 0;
+  stage(batch, bucket);
   if (copies > 0)
     cuda::copy_blocks(meta_.d(meta_.copies), copies, weights_.config.n_layer, layer_stride_,
                       static_cast<int64_t>(limits_.block_size) * n_kv_, k_pool_.as<bf16>(),
@@ -415,9 +420,8 @@ void CudaModelRunner::launch(const StepBatch& batch) {
   pending_samples_ = batch.num_samples();
   pending_logits_ = batch.return_logits;
   if (batch.num_tokens() > 0) {
-    plan_attention(batch, padded);
-    if (graph) {
-      graphs_->replay(padded, stream_);
+    if (plan_attention(batch, bucket)) {
+      graphs_->replay(bucket, stream_);
     } else {
       forward(batch.num_tokens(), batch.num_samples());
     }
@@ -544,13 +548,19 @@ void CudaModelRunner::capture_graphs() {
     StepBatch fake;
     fake.clear();
     const SampleRow greedy;
+    // One token at position 0 in a page of its own (nothing is cached yet at preload, so the
+    // writes are harmless): no shared pages, so no cascade, as real decode graphs need.
     const int32_t token = 0;
-    const int32_t page = num_blocks_;  // the spare block
+    std::vector<int32_t> pages(static_cast<std::size_t>(b));
+    for (int32_t i = 0; i < b; ++i) pages[static_cast<std::size_t>(i)] = i % num_blocks_;
     for (int32_t i = 0; i < b; ++i)
-      fake.add_sequence(std::span<const int32_t>(&token, 1), 0, std::span<const int32_t>(&page, 1),
+      fake.add_sequence(std::span<const int32_t>(&token, 1), 0,
+                        std::span<const int32_t>(pages).subspan(static_cast<std::size_t>(i), 1),
                         limits_.block_size, &greedy);
     stage(fake, b);
-    plan_attention(fake, b);
+    if (!plan_attention(fake, b))
+      throw RunError("cuda backend: attention cannot prepare a graph of " + std::to_string(b) +
+                     " decode sequences");
     graphs_->capture(b, stream_, [&] { forward(b, b); });
   }
 }
