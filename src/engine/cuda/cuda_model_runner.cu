@@ -10,11 +10,13 @@
 #include <vector>
 
 #include "attention.cuh"
+#include "flowrank/common/clock.hpp"
 #include "cuda_weights.cuh"
 #include "device_memory.cuh"
 #include "flowrank/engine/cuda/cuda_model_runner.hpp"
 #include "gemm.cuh"
 #include "kernels.cuh"
+#include "op_profile.cuh"
 #include "step_graphs.cuh"
 
 namespace flowrank::engine {
@@ -134,6 +136,7 @@ class CudaModelRunner final : public ModelRunner {
   DeviceBuffer k_pool_, v_pool_;
 
   std::unique_ptr<cuda::StepGraphs> graphs_;
+  std::unique_ptr<cuda::OpProfile> profile_;  // FLOWRANK_CUDA_PROFILE=1
   // The step in flight.
   int32_t pending_samples_ = 0;
   bool pending_logits_ = false;
@@ -184,7 +187,11 @@ int32_t CudaModelRunner::preload(const RunnerLimits& limits) {
   allocate_step_buffers(limits);
   profile_forward(limits);
   const int32_t blocks = size_kv_pool(limits);
-  if (options_.cuda_graphs) capture_graphs();
+  if (cuda::OpProfile::wanted()) {
+    profile_ = std::make_unique<cuda::OpProfile>();
+  } else if (options_.cuda_graphs) {
+    capture_graphs();
+  }
   check(cudaStreamSynchronize(stream_), "preload");
   return blocks;
 }
@@ -322,7 +329,8 @@ int32_t CudaModelRunner::size_kv_pool(const RunnerLimits& limits) {
 void CudaModelRunner::stage(const StepBatch& batch, int32_t padded_seqs) {
   const int32_t S = batch.num_seqs(), T = batch.num_tokens(),
                 P = static_cast<int32_t>(batch.pages.size());
-  const int32_t pad = padded_seqs - S;  // graph replays: padding sequences of one row each
+  // Graph replays: padding sequences of one row each up to the bucket (none outside graphs).
+  const int32_t pad = std::max(0, padded_seqs - S);
   if (T + pad > limits_.max_batch_tokens || padded_seqs > limits_.max_seqs ||
       P + pad > max_pages_ || batch.num_samples() > limits_.max_seqs ||
       static_cast<int32_t>(batch.copies.size()) > limits_.max_seqs)
@@ -420,7 +428,10 @@ void CudaModelRunner::launch(const StepBatch& batch) {
   pending_samples_ = batch.num_samples();
   pending_logits_ = batch.return_logits;
   if (batch.num_tokens() > 0) {
-    if (plan_attention(batch, bucket)) {
+    const auto planned = Clock::now();
+    const bool replay = plan_attention(batch, bucket);
+    if (profile_) profile_->add_host("host: attention plan", seconds_between(planned, Clock::now()));
+    if (replay) {
       graphs_->replay(bucket, stream_);
     } else {
       forward(batch.num_tokens(), batch.num_samples());
@@ -451,6 +462,7 @@ void CudaModelRunner::finish(StepResult& result) {
   in_flight_ = false;
   check(cudaEventSynchronize(done_), "step");  // an asynchronous kernel fault surfaces here
   check(cudaGetLastError(), "step");
+  if (profile_) profile_->collect();
   const int32_t* tokens = meta_.h(meta_.tokens);
   result.tokens.assign(tokens, tokens + pending_samples_);
   result.logits.clear();
@@ -462,7 +474,16 @@ void CudaModelRunner::finish(StepResult& result) {
 }
 
 void CudaModelRunner::forward(int32_t rows, int32_t samples) {
-  for (const PlanOp& op : plan_.ops) run_op(op, rows, samples);
+  if (!profile_) {
+    for (const PlanOp& op : plan_.ops) run_op(op, rows, samples);
+    return;
+  }
+  const std::string shape = rows == samples ? "decode " : "prefill ";
+  for (const PlanOp& op : plan_.ops) {
+    std::string name = shape + op_name(op.kind);
+    if (op.kind == OpKind::kAttention) name += op.window > 0 ? " (window)" : " (full)";
+    profile_->time(name, stream_, [&] { run_op(op, rows, samples); });
+  }
 }
 
 void CudaModelRunner::attention(const PlanOp& op, int32_t rows) {
