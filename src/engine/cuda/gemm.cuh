@@ -1,8 +1,14 @@
 #pragma once
 // Projections through cuBLASLt: y[m][n] = x[m][k] . w[n][k]^T, bf16 inputs, f32 accumulation,
 // bf16 or f32 output (logits). Row-major x and y, w as GGUF stores a weight (n rows of k). The
-// algorithm for each shape is chosen once by cuBLASLt's heuristic and remembered; the workspace
-// is fixed, so calls can be captured into CUDA graphs.
+// workspace is fixed, so calls can be captured into CUDA graphs.
+//
+// Algorithms: cuBLASLt's first heuristic choice is good for prefill-sized products but leaves
+// most of the GPU idle on the skinny ones of decode (64 rows against 14336: few output tiles).
+// For m <= kTunedRows the first uncaptured call of each (m bucket, n, k) times the heuristic's
+// candidates on its own operands and keeps the fastest, unless it beats the first choice by less
+// than 10% (so near-ties resolve the same way every run and the results stay reproducible).
+// Only algorithms without atomics-ordered split-K reductions are considered.
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -10,6 +16,7 @@
 #include <cstdint>
 #include <map>
 #include <tuple>
+#include <vector>
 
 #include "device_memory.cuh"
 
@@ -29,12 +36,17 @@ class Gemm {
   std::size_t device_bytes() const { return workspace_.bytes(); }
 
  private:
+  static constexpr int64_t kTunedRows = 512;
   struct Plan {
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
+    bool settled = false;  // tuned, or not to be tuned
   };
   using Shape = std::tuple<int64_t, int64_t, int64_t, int>;  // m, n, k, output type
-  const Plan& plan(int64_t m, int64_t n, int64_t k, cudaDataType_t out);
+  Plan& plan(int64_t m, int64_t n, int64_t k, cudaDataType_t out);
+  std::vector<cublasLtMatmulAlgo_t> candidates(const Plan& p, int count);
+  void tune(Plan& p, const Shape& bucket, const void* x, const void* w, void* y,
+            cudaStream_t stream);
   void run(const void* x, int64_t m, const void* w, int64_t n, int64_t k, void* y,
            cudaDataType_t out, cudaStream_t stream);
 
@@ -43,6 +55,7 @@ class Gemm {
   cublasLtMatmulPreference_t preference_ = nullptr;
   DeviceBuffer workspace_;
   std::map<Shape, Plan> plans_;
+  std::map<Shape, cublasLtMatmulAlgo_t> tuned_;  // by (power-of-two bucket of m, n, k, out)
 };
 
 }  // namespace flowrank::engine::cuda
