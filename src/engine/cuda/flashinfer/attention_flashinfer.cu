@@ -28,6 +28,35 @@
 #include "fa2.cuh"
 #include "fa3.cuh"
 
+// FA3's scheduler is host code over scheduler.cuh, which this unit includes anyway; only its
+// kernel units (fa3_hd*.cu) must stay apart from the FA2 headers.
+namespace flowrank::engine::cuda::fa3 {
+
+cudaError_t plan(const Shape& shape, void* int_ws, void* pinned, std::size_t int_bytes,
+                 int32_t* q_indptr, int32_t* kv_indptr, int32_t* kv_len, int32_t batch,
+                 int32_t total_rows, Plan& out, cudaStream_t stream) {
+  flashinfer::PrefillPlanSM90Info info;
+  const cudaError_t status = flashinfer::PrefillSM90Plan<int32_t>(
+      /*float_buffer=*/nullptr, /*float_workspace_size_in_bytes=*/0, int_ws, pinned, int_bytes,
+      info, q_indptr, kv_indptr, kv_len, static_cast<uint32_t>(total_rows),
+      static_cast<uint32_t>(batch), static_cast<uint32_t>(shape.n_head),
+      static_cast<uint32_t>(shape.n_head_kv), static_cast<uint32_t>(shape.head_dim),
+      static_cast<uint32_t>(shape.head_dim), static_cast<uint32_t>(shape.page_size),
+      /*causal=*/true, /*enable_cuda_graph=*/false, /*sizeof_dtype_o=*/2, stream);
+  out.qo_tile_indices = info.qo_tile_indices_offset;
+  out.qo_indptr = info.qo_indptr_offset;
+  out.kv_indptr = info.kv_indptr_offset;
+  out.qo_len = info.qo_len_offset;
+  out.kv_len = info.kv_len_offset;
+  out.head_indices = info.head_indices_offset;
+  out.work_indptr = info.work_indptr_offset;
+  out.batch_indices = info.batch_indices_offset;
+  out.same_schedule_for_all_heads = info.same_schedule_for_all_heads;
+  return status;
+}
+
+}  // namespace flowrank::engine::cuda::fa3
+
 namespace flowrank::engine::cuda {
 namespace {
 
@@ -41,22 +70,20 @@ constexpr int32_t kFa3MinMeanRows = 64;
   throw RunError("attention: " + what);
 }
 
-void check_status(cudaError_t status, const std::string& what) {
-  if (status != cudaSuccess) fail(what + ": " + cudaGetErrorString(status));
-}
-
-// Runs a FlashInfer call: a failed status or a FlashInfer exception becomes RunError naming it.
+// Runs a FlashInfer call: a failed status or a FlashInfer exception becomes RunError naming the
+// call and the launch (the message is only built on failure: run() calls this once per layer).
 template <typename F>
-void guarded(const std::string& what, F&& call) {
+void guarded(const char* what, const char* slot, F&& call) {
+  const auto name = [&] { return std::string(what) + " (" + slot + ")"; };
   cudaError_t status = cudaSuccess;
   try {
     status = call();
   } catch (const RunError&) {
     throw;
   } catch (const std::exception& e) {
-    fail(what + ": " + e.what());
+    fail(name() + ": " + e.what());
   }
-  check_status(status, what);
+  if (status != cudaSuccess) fail(name() + ": " + cudaGetErrorString(status));
 }
 
 // Device or pinned host memory, allocated once.
@@ -270,6 +297,7 @@ class FlashInferAttention final : public AttentionBackend {
   void check_batch(const AttentionBatch& batch) const;
   Kernel step_kernel(const AttentionBatch& batch) const;
   Kernel decode_kernel() const;
+  void prepare_step(const AttentionBatch& batch, const StepTables& step, cudaStream_t stream);
   void prepare(Slot& slot, Kernel kernel, MaskMode mask, int32_t window_left, bool graph,
                cudaStream_t stream);
   void stage(Slot& slot, cudaStream_t stream);
@@ -431,10 +459,23 @@ void FlashInferAttention::plan(const AttentionBatch& batch, cudaStream_t stream)
   // The pinned staging buffers are reused: the previous plan's copies must have left them.
   check(cudaEventSynchronize(uploaded_), "attention plan: waiting for the previous upload");
   planned_once_ = false;
+  graph_ready_ = false;
+  try {
+    prepare_step(batch, step, stream);
+  } catch (...) {
+    (void)cudaEventRecord(uploaded_, stream);  // copies already queued still use the staging
+    throw;
+  }
+  check(cudaEventRecord(uploaded_, stream), "cudaEventRecord");
+  planned_once_ = true;
+  describe_plan();
+}
+
+void FlashInferAttention::prepare_step(const AttentionBatch& batch, const StepTables& step,
+                                       cudaStream_t stream) {
   cascade_ = batch.decode_only && config_.cascade && find_cascade_groups(step, groups_);
   const int32_t pad_to = cascade_ ? 0 : batch.graph_seqs;
   const bool graph = pad_to > 0;
-  graph_ready_ = graph;
   for (Slot& slot : slots_) slot.kernel = Kernel::kNone;
   if (cascade_) {
     cascade_tables(step, groups_, slots_[kPrefix].table, slots_[kSuffix].table);
@@ -449,9 +490,7 @@ void FlashInferAttention::plan(const AttentionBatch& batch, cudaStream_t stream)
     prepare(slots_[kWindowed], step_kernel(batch), MaskMode::kCausal, config_.window - 1, graph,
             stream);
   }
-  check(cudaEventRecord(uploaded_, stream), "cudaEventRecord");
-  planned_once_ = true;
-  describe_plan();
+  graph_ready_ = graph;
 }
 
 void FlashInferAttention::prepare(Slot& slot, Kernel kernel, MaskMode mask, int32_t window_left,
@@ -484,15 +523,14 @@ void FlashInferAttention::stage(Slot& slot, cudaStream_t stream) {
 
 void FlashInferAttention::schedule(Slot& slot, cudaStream_t stream) {
   PageTable& t = slot.table;
-  const std::string what =
-      std::string("plan (") + slot.name + ", " + kernel_name(slot.kernel) + ")";
+  const std::string what = std::string("plan ") + kernel_name(slot.kernel);
   switch (slot.kernel) {
     case Kernel::kFa2Prefill:
     case Kernel::kTensorCoreDecode:
       schedule_fa2(slot, stream);
       return;
     case Kernel::kCudaCoreDecode:
-      guarded(what, [&] {
+      guarded(what.c_str(), slot.name, [&] {
         return with_head_dim(config_.head_dim, [&](auto hd) {
           return fa2::decode_plan<decltype(hd)::value>(
               float_ws_.get(), float_ws_.bytes(), slot.int_ws.get(), slot.int_pinned.get(),
@@ -506,12 +544,13 @@ void FlashInferAttention::schedule(Slot& slot, cudaStream_t stream) {
     case Kernel::kFa3Prefill: {
       const fa3::Shape shape{config_.n_head, config_.n_head_kv, config_.head_dim,
                              config_.block_size};
-      guarded(what, [&] {
+      guarded(what.c_str(), slot.name, [&] {
         return fa3::plan(shape, slot.int_ws.get(), slot.int_pinned.get(), slot.int_ws.bytes(),
                          t.q_indptr.data(), t.kv_indptr.data(), t.kv_len.data(), t.num_requests(),
                          t.num_rows(), slot.fa3, stream);
       });
-      if (slot.fa3.same_schedule_for_all_heads) fail(what + ": one schedule for all heads");
+      if (slot.fa3.same_schedule_for_all_heads)
+        fail(what + " (" + slot.name + "): one schedule for all heads (not instantiated)");
       return;
     }
     case Kernel::kNone:
@@ -524,9 +563,8 @@ void FlashInferAttention::schedule_fa2(Slot& slot, cudaStream_t stream) {
   // A graph replays tensor-core decode with one row per request: FlashInfer then sizes its tiles
   // for exactly that (uniform_q_len) instead of the ragged worst case.
   const int64_t uniform_rows = slot.graph && slot.kernel == Kernel::kTensorCoreDecode ? 1 : 0;
-  const std::string what =
-      std::string("plan (") + slot.name + ", " + kernel_name(slot.kernel) + ")";
-  guarded(what, [&] {
+  const std::string what = std::string("plan ") + kernel_name(slot.kernel);
+  guarded(what.c_str(), slot.name, [&] {
     return flashinfer::PrefillPlan<int32_t>(
         float_ws_.get(), float_ws_.bytes(), slot.int_ws.get(), slot.int_pinned.get(),
         slot.int_ws.bytes(), slot.prefill, t.q_indptr.data(), t.kv_indptr.data(),
@@ -539,7 +577,8 @@ void FlashInferAttention::schedule_fa2(Slot& slot, cudaStream_t stream) {
   });
   const int64_t tile = slot.prefill.cta_tile_q;
   if (!fa2::instantiated_tile(static_cast<uint32_t>(tile)))
-    fail(what + ": cta_tile_q " + std::to_string(tile) + " is not instantiated");
+    fail(what + " (" + slot.name + "): cta_tile_q " + std::to_string(tile) +
+         " is not instantiated");
 }
 
 void FlashInferAttention::describe_plan() {
@@ -599,7 +638,7 @@ void FlashInferAttention::run_cascade(const LayerIo& io, DType* out, cudaStream_
   launch(slots_[kPrefix], io, o_prefix, lse_prefix, stream);
   launch(slots_[kSuffix], io, o_suffix, lse_suffix, stream);
   const uint32_t n = static_cast<uint32_t>(slots_[kSuffix].table.num_rows());
-  guarded("MergeState (cascade)", [&] {
+  guarded("MergeState", "cascade", [&] {
     return flashinfer::MergeState(
         o_prefix, lse_prefix, o_suffix, lse_suffix, out, static_cast<float*>(nullptr), n,
         static_cast<uint32_t>(config_.n_head), static_cast<uint32_t>(config_.head_dim), stream);
@@ -653,7 +692,7 @@ void FlashInferAttention::launch_fa2(const Slot& slot, const LayerIo& io, DType*
     p.total_num_rows = at<uint32_t>(ws, info.total_num_rows_offset);
   }
   const auto tile = static_cast<uint32_t>(info.cta_tile_q);
-  guarded(std::string(kernel_name(slot.kernel)) + " (" + slot.name + ")", [&] {
+  guarded(kernel_name(slot.kernel), slot.name, [&] {
     return with_head_dim(config_.head_dim, [&](auto hd) {
       constexpr uint32_t kHeadDim = decltype(hd)::value;
       return slot.mask == MaskMode::kNone
@@ -675,7 +714,7 @@ void FlashInferAttention::launch_decode(const Slot& slot, const LayerIo& io, DTy
   std::tie(tmp_v, tmp_s) = set_schedule(p, info, ws);
   if (info.split_kv && info.enable_cuda_graph)
     p.block_valid_mask = at<bool>(ws, info.block_valid_mask_offset);
-  guarded(std::string("cuda-core decode (") + slot.name + ")", [&] {
+  guarded("cuda-core decode", slot.name, [&] {
     return with_head_dim(config_.head_dim, [&](auto hd) {
       return fa2::decode<decltype(hd)::value>(p, tmp_v, tmp_s, stream);
     });
@@ -698,7 +737,7 @@ void FlashInferAttention::launch_fa3(const Slot& slot, const LayerIo& io, DType*
   a.scale = config_.scale;
   a.int_ws = slot.int_ws.get();
   a.plan = slot.fa3;
-  guarded(std::string("fa3 prefill (") + slot.name + ")", [&] {
+  guarded("fa3 prefill", slot.name, [&] {
     return config_.head_dim == 64 ? fa3::prefill<64>(a, stream) : fa3::prefill<128>(a, stream);
   });
 #else

@@ -1,7 +1,8 @@
 #pragma once
 // FlashInfer's Hopper (FA3) paged causal prefill behind plain types. Its headers and the FA2 ones
 // both define flashinfer::BatchPrefillPagedParams and flashinfer::DefaultAttention, so the units
-// that include them (fa3_*.cu, built for sm_90a only) talk to the rest through this header alone.
+// that include them (fa3_hd*.cu, built for sm_90a only) talk to the rest through this header
+// alone. plan() is host code, defined with the backend in attention_flashinfer.cu.
 #include <cuda_runtime.h>
 
 #include <cstddef>
