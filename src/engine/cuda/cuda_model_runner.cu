@@ -137,6 +137,7 @@ class CudaModelRunner final : public ModelRunner {
 
   std::unique_ptr<cuda::StepGraphs> graphs_;
   std::unique_ptr<cuda::OpProfile> profile_;  // FLOWRANK_CUDA_PROFILE=1
+  Clock::time_point last_finish_{};
   // The step in flight.
   int32_t pending_samples_ = 0;
   bool pending_logits_ = false;
@@ -413,6 +414,8 @@ bool CudaModelRunner::plan_attention(const StepBatch& batch, int32_t graph_seqs)
 void CudaModelRunner::launch(const StepBatch& batch) {
   NvtxRange range(batch.is_decode_only() ? "decode step" : "step");
   if (in_flight_) throw std::logic_error("cuda backend: launch() before finish()");
+  if (profile_ && last_finish_ != Clock::time_point{})
+    profile_->add_host("host: engine between steps", seconds_between(last_finish_, Clock::now()));
   const auto copies = static_cast<int32_t>(batch.copies.size());
   // A decode step of every sequence sampled, with no copies, may replay a captured graph.
   const int32_t bucket = graphs_ && batch.num_seqs() > 0 && batch.is_decode_only() &&
@@ -462,7 +465,10 @@ void CudaModelRunner::finish(StepResult& result) {
   in_flight_ = false;
   check(cudaEventSynchronize(done_), "step");  // an asynchronous kernel fault surfaces here
   check(cudaGetLastError(), "step");
-  if (profile_) profile_->collect();
+  if (profile_) {
+    profile_->collect();
+    last_finish_ = Clock::now();
+  }
   const int32_t* tokens = meta_.h(meta_.tokens);
   result.tokens.assign(tokens, tokens + pending_samples_);
   result.logits.clear();
@@ -579,6 +585,10 @@ void CudaModelRunner::capture_graphs() {
                         std::span<const int32_t>(pages).subspan(static_cast<std::size_t>(i), 1),
                         limits_.block_size, &greedy);
     stage(fake, b);
+    // Once eagerly first: every library call of the step meets its shapes outside a capture
+    // (cuBLASLt picks its algorithms for them then; a capture only replays the choice).
+    plan_attention(fake, 0);
+    forward(b, b);
     if (!plan_attention(fake, b))
       throw RunError("cuda backend: attention cannot prepare a graph of " + std::to_string(b) +
                      " decode sequences");

@@ -107,15 +107,25 @@ Gemm::Plan& Gemm::plan(int64_t m, int64_t n, int64_t k, cudaDataType_t out) {
 void Gemm::tune(Plan& p, const Shape& bucket, const void* x, const void* w, void* y,
                 cudaStream_t stream) {
   p.settled = true;
-  const std::vector<cublasLtMatmulAlgo_t> algos = candidates(p, 16);
+  const std::vector<cublasLtMatmulAlgo_t> algos = candidates(p, 8);
   if (algos.size() < 2) return;
   cudaEvent_t a = nullptr, b = nullptr;
   check(cudaEventCreate(&a), "cudaEventCreate");
   check(cudaEventCreate(&b), "cudaEventCreate");
+  // The weights must come from memory, as they do in a step, not from the L2 cache the previous
+  // repetition left them in: a buffer of twice the L2 is written between repetitions.
+  if (flush_.bytes() == 0) {
+    int device = 0, l2 = 0;
+    check(cudaGetDevice(&device), "cudaGetDevice");
+    check(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device), "L2 size");
+    flush_ = DeviceBuffer(2 * static_cast<std::size_t>(std::max(l2, 1 << 20)),
+                          "cuBLASLt tuning (L2 flush)");
+  }
   const float alpha = 1.0f, beta = 0.0f;
   std::vector<float> best(algos.size(), 1e30f);
   for (std::size_t i = 0; i < algos.size(); ++i) {
-    for (int rep = 0; rep < 4; ++rep) {  // the first call warms up
+    for (int rep = 0; rep < 3; ++rep) {  // the first call warms up
+      check(cudaMemsetAsync(flush_.as(), rep, flush_.bytes(), stream), "L2 flush");
       check(cudaEventRecord(a, stream), "cudaEventRecord");
       const cublasStatus_t st =
           cublasLtMatmul(handle_, desc_, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c, &algos[i],

@@ -33,7 +33,7 @@ class Gemm {
                 __nv_bfloat16* y, cudaStream_t stream);
   void f32_out(const __nv_bfloat16* x, int64_t m, const __nv_bfloat16* w, int64_t n, int64_t k,
                float* y, cudaStream_t stream);
-  std::size_t device_bytes() const { return workspace_.bytes(); }
+  std::size_t device_bytes() const { return workspace_.bytes() + flush_.bytes(); }
 
  private:
   static constexpr int64_t kTunedRows = 512;
@@ -54,6 +54,7 @@ class Gemm {
   cublasLtMatmulDesc_t desc_ = nullptr;
   cublasLtMatmulPreference_t preference_ = nullptr;
   DeviceBuffer workspace_;
+  DeviceBuffer flush_;  // tuning only
   std::map<Shape, Plan> plans_;
   std::map<Shape, cublasLtMatmulAlgo_t> tuned_;  // by (power-of-two bucket of m, n, k, out)
 };
