@@ -24,7 +24,15 @@ void apply_sampling(const SamplingOverride& layer, StepSampling& s) {
 }
 
 const char* layout_name(PromptLayout layout) {
-  return layout == PromptLayout::kSeed ? "seed" : "context-first";
+  switch (layout) {
+    case PromptLayout::kSeed:
+      return "seed";
+    case PromptLayout::kContextFirst:
+      return "context-first";
+    case PromptLayout::kSeedChained:
+      return "seed-chained";
+  }
+  return "?";
 }
 
 namespace {
@@ -209,6 +217,7 @@ JobSpec load_job(const fs::path& path) {
   const fs::path dir = path.parent_path();
   bool has_name = false, has_flow = false, has_fixtures = false, has_suite = false,
        has_workflows = false, has_output = false;
+  std::optional<FixtureRules> rules;
 
   for (auto&& [k, node] : root) {
     const std::string key(k.str());
@@ -228,6 +237,22 @@ JobSpec load_job(const fs::path& path) {
       for (const auto& g : job.fixture_include)
         if (g.empty() || g.front() == '/')
           r.fail(node, key, "globs must be relative and non-empty");
+    } else if (key == "fixture_rules") {
+      const std::string v = r.string(node, key);
+      if (v == "harness")
+        rules = FixtureRules::kHarness;
+      else if (v == "all")
+        rules = FixtureRules::kAll;
+      else
+        r.fail(node, key, "must be \"harness\" or \"all\", got \"" + v + "\"");
+    } else if (key == "fixture_order") {
+      const std::string v = r.string(node, key);
+      if (v == "sorted")
+        job.fixture_order = FixtureOrder::kSorted;
+      else if (v == "walk")
+        job.fixture_order = FixtureOrder::kWalk;
+      else
+        r.fail(node, key, "must be \"sorted\" or \"walk\", got \"" + v + "\"");
     } else if (key == "suite") {
       job.suite = resolve(dir, r.nonempty_string(node, key));
       has_suite = true;
@@ -240,8 +265,11 @@ JobSpec load_job(const fs::path& path) {
         job.layout = PromptLayout::kSeed;
       else if (v == "context-first")
         job.layout = PromptLayout::kContextFirst;
+      else if (v == "seed-chained")
+        job.layout = PromptLayout::kSeedChained;
       else
-        r.fail(node, key, "must be \"seed\" or \"context-first\", got \"" + v + "\"");
+        r.fail(node, key,
+               "must be \"seed\", \"seed-chained\" or \"context-first\", got \"" + v + "\"");
     } else if (key == "chat") {
       job.chat = r.boolean(node, key);
     } else if (key == "model") {
@@ -275,6 +303,9 @@ JobSpec load_job(const fs::path& path) {
   for (const auto& [present, key] : required)
     if (!present) r.fail_at(0, "", std::string("missing required key '") + key + "'");
   if (!has_output) job.output = fs::path("reports") / (job.name + ".h5");
+  // The seed layouts reproduce the harness's prompts, so they take its fixture rules by default.
+  job.fixture_rules = rules.value_or(
+      job.layout == PromptLayout::kContextFirst ? FixtureRules::kAll : FixtureRules::kHarness);
 
   // Name the key that points at a missing file here, before anything tries to read it.
   std::error_code ec;
