@@ -6,6 +6,7 @@
 #include <string>
 
 #include "flowrank/engine/engine.hpp"
+#include "flowrank/flow/expand.hpp"
 #include "flowrank/flow/job.hpp"
 
 namespace flowrank::cli {
@@ -15,6 +16,9 @@ namespace flowrank::cli {
 std::string default_model_path();
 
 engine::EngineOptions engine_options_for(const flow::JobSpec& job);
+
+// One warning line on stderr per fixture entry the job's rules left out, and the cache warning.
+void print_expansion_warnings(const flow::JobSpec& job, const flow::ExpansionResult& expansion);
 
 // Runs `body`, mapping errors to one line on stderr and an exit code: 2 for bad input, 1 for
 // anything else (out of memory, I/O, internal).

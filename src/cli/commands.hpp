@@ -23,6 +23,9 @@ struct ExpandArgs {
   std::optional<int64_t> workflows;
   bool explain = false;
   bool no_cache = false;
+  std::optional<std::string> dump_dir;  // write each prompt to DIR/<workflow>-<step>.txt
+  bool hashes = false;                  // print each prompt's sha256 (sha256sum format)
+  std::optional<std::string> outputs;   // report (--keep-outputs) giving earlier steps' outputs
 };
 int expand_command(const ExpandArgs& args);
 

@@ -33,6 +33,13 @@ int main(int argc, char** argv) {
   expand_cmd->add_option("--model", expand.model, "Model whose tokenizer --explain counts with");
   expand_cmd->add_option("--workflows", expand.workflows, "Expand only the first N workflows");
   expand_cmd->add_flag("--no-cache", expand.no_cache, "Do not read or write the flow cache");
+  expand_cmd->add_option("--dump", expand.dump_dir,
+                         "Write each prompt to DIR/<workflow>-<step>.txt (workflows from 1)");
+  expand_cmd->add_flag("--hashes", expand.hashes,
+                       "Print each prompt's sha256 as sha256sum would for the --dump files");
+  expand_cmd->add_option("--outputs", expand.outputs,
+                         "Report written with --keep-outputs: earlier steps' outputs for the "
+                         "prompts that use them");
 
   ReportArgs rep;
   auto* report_cmd = app.add_subcommand("report", "Summarise a run's HDF5 report");

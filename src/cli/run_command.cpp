@@ -97,8 +97,7 @@ int run_command(const RunArgs& args) {
   if (!args.no_cache) cache.emplace(flow::default_cache_dir());
   flow::ExpansionResult expansion =
       phases.time("flow_expand", [&] { return flow::expand_job(job, cache ? &*cache : nullptr); });
-  if (expansion.warning)
-    std::fprintf(stderr, "flowrank: warning: %s\n", expansion.warning->c_str());
+  print_expansion_warnings(job, expansion);
   std::printf("[flow] %s  key=%.16s  %s  %.1f ms  workflows=%zu  fixture=%llu bytes in %u files\n",
               job.name.c_str(), expansion.key.c_str(),
               args.no_cache ? "uncached" : (expansion.hit ? "hit" : "miss"),

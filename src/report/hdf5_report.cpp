@@ -131,6 +131,7 @@ template <class R>
 struct Column {
   const char* name;
   std::variant<int32_t R::*, double R::*, std::string R::*> member;
+  int32_t since = 1;  // the report format that added it: older files lack it, and read as empty
 };
 
 enum class Kind { I32, F64, Str };
@@ -185,6 +186,7 @@ const std::vector<Column<StepRecord>>& step_columns() {
       {"end_s", &StepRecord::end_s},
       {"finish", &StepRecord::finish},
       {"output_sha256_8", &StepRecord::output_sha256_8},
+      {"prompt_sha256_8", &StepRecord::prompt_sha256_8, 2},
   };
   return c;
 }
@@ -194,6 +196,32 @@ const std::vector<Column<WorkflowRecord>>& workflow_columns() {
       {"rank", &WorkflowRecord::rank},       {"workflow", &WorkflowRecord::workflow},
       {"start_s", &WorkflowRecord::start_s}, {"end_s", &WorkflowRecord::end_s},
       {"steps", &WorkflowRecord::steps},
+  };
+  return c;
+}
+
+const std::vector<Column<PowerSample>>& sample_columns() {
+  static const std::vector<Column<PowerSample>> c = {{"t_s", &PowerSample::t_s},
+                                                     {"power_w", &PowerSample::power_w}};
+  return c;
+}
+
+const std::vector<Column<PhaseEnergy>>& phase_energy_columns() {
+  static const std::vector<Column<PhaseEnergy>> c = {
+      {"rank", &PhaseEnergy::rank},         {"phase", &PhaseEnergy::phase},
+      {"start_s", &PhaseEnergy::start_s},   {"duration_s", &PhaseEnergy::duration_s},
+      {"energy_j", &PhaseEnergy::energy_j}, {"mean_power_w", &PhaseEnergy::mean_power_w},
+  };
+  return c;
+}
+
+const std::vector<Column<StepEnergy>>& step_energy_columns() {
+  static const std::vector<Column<StepEnergy>> c = {
+      {"rank", &StepEnergy::rank},
+      {"workflow", &StepEnergy::workflow},
+      {"step", &StepEnergy::step},
+      {"energy_j", &StepEnergy::energy_j},
+      {"mean_power_w", &StepEnergy::mean_power_w},
   };
   return c;
 }
@@ -328,6 +356,27 @@ void write_output(const Hdf5Writer& w, hid_t group, const std::string& name,
   w.check_rc(ds.close(), "close " + what);
 }
 
+void write_double_attribute(const Hdf5Writer& w, hid_t obj, const std::string& name, double value) {
+  H5Id space(w.check(H5Screate(H5S_SCALAR), "attribute dataspace"), H5Sclose);
+  H5Id attr(
+      w.check(H5Acreate2(obj, name.c_str(), H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+              "create attribute '" + name + "'"),
+      H5Aclose);
+  w.check_rc(H5Awrite(attr.get(), H5T_NATIVE_DOUBLE, &value), "write attribute '" + name + "'");
+}
+
+// /energy: attributes source (and counter_j), tables samples, phases, steps.
+void write_energy(const Hdf5Writer& w, hid_t file, const EnergyReport& e) {
+  H5Id group(w.check(H5Gcreate2(file, "energy", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                     "create group /energy"),
+             H5Gclose);
+  write_string_attribute(w, group.get(), "source", e.source);
+  if (e.counter_j) write_double_attribute(w, group.get(), "counter_j", *e.counter_j);
+  write_table(w, file, "energy/samples", sample_columns(), e.samples);
+  write_table(w, file, "energy/phases", phase_energy_columns(), e.phases);
+  write_table(w, file, "energy/steps", step_energy_columns(), e.steps);
+}
+
 void write_file(const RunReport& report, const fs::path& tmp, const std::string& shown_path,
                 bool keep_outputs) {
   const Hdf5Writer w(shown_path);
@@ -357,6 +406,7 @@ void write_file(const RunReport& report, const fs::path& tmp, const std::string&
   write_table(w, f, "steps", step_columns(), report.steps);
   write_table(w, f, "workflows", workflow_columns(), report.workflows);
 
+  if (report.energy) write_energy(w, f, *report.energy);
   if (keep_outputs) {
     H5Id outputs(w.check(H5Gcreate2(f, "outputs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                          "create group /outputs"),
@@ -401,7 +451,7 @@ class Hdf5Reader {
 
 template <class R>
 std::vector<R> read_table(const Hdf5Reader& r, hid_t file, const char* name,
-                          const std::vector<Column<R>>& columns) {
+                          const std::vector<Column<R>>& all_columns) {
   const std::string where = std::string("/") + name;
   const htri_t exists = H5Lexists(file, name, H5P_DEFAULT);
   if (exists <= 0) r.fail("missing dataset " + where);
@@ -409,8 +459,11 @@ std::vector<R> read_table(const Hdf5Reader& r, hid_t file, const char* name,
   if (ds.get() < 0) r.fail(where + " is not a dataset");
   H5Id ftype(r.check(H5Dget_type(ds.get()), "cannot read the type of " + where), H5Tclose);
   if (H5Tget_class(ftype.get()) != H5T_COMPOUND) r.fail(where + " is not a table");
-  for (const auto& c : columns) {
-    if (H5Tget_member_index(ftype.get(), c.name) < 0)
+  std::vector<Column<R>> columns;  // the ones this file has
+  for (const auto& c : all_columns) {
+    if (H5Tget_member_index(ftype.get(), c.name) >= 0)
+      columns.push_back(c);
+    else if (c.since == 1)
       r.fail(where + " has no column '" + c.name + "'");
   }
   H5Id space(r.check(H5Dget_space(ds.get()), "cannot read the shape of " + where), H5Sclose);
@@ -588,6 +641,29 @@ std::string read_output(const Hdf5Reader& r, hid_t group, const std::string& nam
   return text;
 }
 
+void read_energy(const Hdf5Reader& r, hid_t file, RunReport& report) {
+  if (H5Lexists(file, "energy", H5P_DEFAULT) <= 0) return;
+  H5Id group(r.check(H5Gopen2(file, "energy", H5P_DEFAULT), "/energy is not a group"), H5Gclose);
+  EnergyReport e;
+  if (H5Aexists(group.get(), "source") > 0) {
+    H5Id attr(r.check(H5Aopen(group.get(), "source", H5P_DEFAULT), "cannot read /energy source"),
+              H5Aclose);
+    e.source = read_string_attribute(r, attr.get(), "/energy source");
+  }
+  if (H5Aexists(group.get(), "counter_j") > 0) {
+    H5Id attr(
+        r.check(H5Aopen(group.get(), "counter_j", H5P_DEFAULT), "cannot read /energy counter_j"),
+        H5Aclose);
+    double v = 0;
+    r.check_rc(H5Aread(attr.get(), H5T_NATIVE_DOUBLE, &v), "cannot read /energy counter_j");
+    e.counter_j = v;
+  }
+  e.samples = read_table(r, file, "energy/samples", sample_columns());
+  e.phases = read_table(r, file, "energy/phases", phase_energy_columns());
+  e.steps = read_table(r, file, "energy/steps", step_energy_columns());
+  report.energy = std::move(e);
+}
+
 void read_outputs(const Hdf5Reader& r, hid_t file, RunReport& report) {
   if (H5Lexists(file, "outputs", H5P_DEFAULT) <= 0) return;
   H5Id outputs(r.check(H5Gopen2(file, "outputs", H5P_DEFAULT), "/outputs is not a group"),
@@ -635,6 +711,7 @@ RunReport read_report_hdf5(const fs::path& path) {
   report.phases = read_table(r, file.get(), "phases", phase_columns());
   report.steps = read_table(r, file.get(), "steps", step_columns());
   report.workflows = read_table(r, file.get(), "workflows", workflow_columns());
+  read_energy(r, file.get(), report);
   read_outputs(r, file.get(), report);
   return report;
 }

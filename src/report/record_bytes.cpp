@@ -15,7 +15,7 @@ constexpr char kMagic[4] = {'F', 'R', 'R', 'B'};
 
 // Smallest encoded size of each record (empty strings): the bound used by ByteReader::count.
 constexpr size_t kMinPhaseBytes = 4 + 4 + 8 + 8;
-constexpr size_t kMinStepBytes = 4 * 3 + 4 + 4 * 3 + 8 * 5 + 4 + 4;
+constexpr size_t kMinStepBytes = 4 * 3 + 4 + 4 * 3 + 8 * 5 + 4 + 4 + 4;
 constexpr size_t kMinWorkflowBytes = 4 + 4 + 8 + 8 + 4;
 constexpr size_t kMinOutputBytes = 4 + 4 + 4;
 
@@ -48,6 +48,7 @@ std::string serialize(const std::vector<PhaseRecord>& phases, const std::vector<
     w.f64(s.end_s);
     w.str(s.finish);
     w.str(s.output_sha256_8);
+    w.str(s.prompt_sha256_8);
   }
   w.count(workflows.size());
   for (const WorkflowRecord& r : workflows) {
@@ -107,6 +108,7 @@ RecordBatch deserialize_records(std::string_view bytes) {
     s.end_s = r.f64();
     s.finish = r.str();
     s.output_sha256_8 = r.str();
+    s.prompt_sha256_8 = r.str();
   }
   b.workflows.resize(r.count(kMinWorkflowBytes));
   for (WorkflowRecord& w : b.workflows) {

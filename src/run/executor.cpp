@@ -30,6 +30,7 @@ struct WorkflowState {
   const flow::Workflow* wf = nullptr;
   std::vector<std::optional<std::string>> outputs;
   std::vector<bool> submitted;
+  std::vector<std::string> prompt_hashes;  // first 8 hex of each submitted prompt's sha256
   int32_t done = 0;
   Clock::time_point start{};
   bool started = false;
@@ -61,6 +62,7 @@ ExecutionResult execute(const flow::ExpandedJob& job, const std::vector<int32_t>
     st.wf = &job.workflows[index];
     st.outputs.assign(st.wf->steps.size(), std::nullopt);
     st.submitted.assign(st.wf->steps.size(), false);
+    st.prompt_hashes.assign(st.wf->steps.size(), std::string());
     result.steps_total += static_cast<int32_t>(st.wf->steps.size());
     states.push_back(std::move(st));
   }
@@ -77,6 +79,7 @@ ExecutionResult execute(const flow::ExpandedJob& job, const std::vector<int32_t>
       engine::Request req;
       req.id = state_index * kStepsPerWorkflow + s;
       req.prompt = flow::step_prompt(job, *st.wf, s, st.outputs);
+      st.prompt_hashes[s] = sha256_hex(req.prompt).substr(0, 8);
       req.chat = job.chat;
       req.sampling = to_sampling_params(steps[s].sampling);
       req.stream = {static_cast<uint64_t>(st.wf->index), static_cast<uint64_t>(s)};
@@ -120,6 +123,8 @@ ExecutionResult execute(const flow::ExpandedJob& job, const std::vector<int32_t>
         rec.end_s = seconds_between(options.epoch, c.timing.finished);
         rec.finish = finish_name(c.finish);
         rec.output_sha256_8 = sha256_hex(c.text).substr(0, 8);
+        rec.prompt_sha256_8 = st.prompt_hashes[s];
+        if (options.on_step) options.on_step(rec);
         result.steps.push_back(std::move(rec));
         progress.decode_tokens += c.decode_tokens;
         progress.prompt_tokens += c.prompt_tokens;
@@ -133,6 +138,7 @@ ExecutionResult execute(const flow::ExpandedJob& job, const std::vector<int32_t>
           w.start_s = seconds_between(options.epoch, st.start);
           w.end_s = seconds_between(options.epoch, Clock::now());
           w.steps = st.done;
+          if (options.on_workflow) options.on_workflow(w);
           result.workflows.push_back(w);
         } else {
           submit_ready(st, state_index);

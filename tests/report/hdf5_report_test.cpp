@@ -37,6 +37,29 @@ TEST(Hdf5Report, RoundTripsEveryFieldWithOutputs) {
   EXPECT_EQ(back.outputs.at({0, 1}), "");
 }
 
+TEST(Hdf5Report, RoundTripsEnergy) {
+  TempDir dir;
+  RunReport report = sample_report();
+  report.energy = testing_support::sample_energy();
+  write_report_hdf5(report, dir / "run.h5", false);
+  RunReport back = read_report_hdf5(dir / "run.h5");
+  report.outputs.clear();
+  expect_equal(report, back);
+  ASSERT_TRUE(back.energy.has_value());
+
+  // Without a counter reading, none comes back; without energy, no /energy group at all.
+  report.energy->counter_j.reset();
+  write_report_hdf5(report, dir / "run.h5", false);
+  EXPECT_FALSE(read_report_hdf5(dir / "run.h5").energy->counter_j.has_value());
+  report.energy.reset();
+  write_report_hdf5(report, dir / "run.h5", false);
+  EXPECT_FALSE(read_report_hdf5(dir / "run.h5").energy.has_value());
+  hid_t f = H5Fopen((dir / "run.h5").c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  EXPECT_EQ(H5Lexists(f, "energy", H5P_DEFAULT), 0);
+  H5Fclose(f);
+}
+
 TEST(Hdf5Report, LeavesOutputsOutUnlessAsked) {
   TempDir dir;
   const RunReport report = sample_report();
@@ -213,6 +236,61 @@ TEST(Hdf5ReportRead, TableMissingAColumn) {
   expect_input_error(path, "/workflows has no column 'start_s'");
 }
 
+// A report written before format 2: /steps without prompt_sha256_8, report_format 1. It still
+// reads, the new column empty.
+TEST(Hdf5ReportRead, FormatOneReportReads) {
+  TempDir dir;
+  auto path = edited_report(dir, [](hid_t f) {
+    hid_t old = H5Dopen2(f, "steps", H5P_DEFAULT);
+    hid_t full = H5Dget_type(old);
+    hid_t space = H5Dget_space(old);
+    // The same table without the column that format 2 added.
+    size_t size = 0;
+    std::vector<std::pair<std::string, hid_t>> members;
+    for (int i = 0; i < H5Tget_nmembers(full); ++i) {
+      char* name = H5Tget_member_name(full, static_cast<unsigned>(i));
+      if (std::string(name) != "prompt_sha256_8") {
+        hid_t t = H5Tget_member_type(full, static_cast<unsigned>(i));
+        members.emplace_back(name, t);
+        size += H5Tget_size(t);
+      }
+      H5free_memory(name);
+    }
+    hid_t reduced = H5Tcreate(H5T_COMPOUND, size);
+    size_t at = 0;
+    for (const auto& [name, t] : members) {
+      H5Tinsert(reduced, name.c_str(), at, t);
+      at += H5Tget_size(t);
+    }
+    const hssize_t rows = H5Sget_simple_extent_npoints(space);
+    std::vector<unsigned char> buf(static_cast<size_t>(rows) * size);
+    ASSERT_GE(H5Dread(old, reduced, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), 0);
+    H5Dclose(old);
+    ASSERT_GE(H5Ldelete(f, "steps", H5P_DEFAULT), 0);
+    hid_t ds = H5Dcreate2(f, "steps", reduced, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ASSERT_GE(H5Dwrite(ds, reduced, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), 0);
+    H5Dclose(ds);
+#if H5_VERSION_GE(1, 12, 0)
+    H5Treclaim(reduced, space, H5P_DEFAULT, buf.data());  // the strings H5Dread allocated
+#else
+    H5Dvlen_reclaim(reduced, space, H5P_DEFAULT, buf.data());
+#endif
+    const int32_t one = 1;
+    hid_t attr = H5Aopen(f, "report_format", H5P_DEFAULT);
+    H5Awrite(attr, H5T_NATIVE_INT32, &one);
+    H5Aclose(attr);
+    for (const auto& m : members) H5Tclose(m.second);
+    H5Tclose(reduced);
+    H5Sclose(space);
+    H5Tclose(full);
+  });
+  const RunReport back = read_report_hdf5(path);
+  RunReport expected = sample_report();
+  expected.outputs.clear();
+  for (StepRecord& s : expected.steps) s.prompt_sha256_8.clear();
+  expect_equal(expected, back);
+}
+
 TEST(Hdf5ReportRead, OutputGroupWithANonNumericName) {
   TempDir dir;
   auto path = edited_report(dir, [](hid_t f) {
@@ -273,7 +351,7 @@ print(json.dumps({
   EXPECT_EQ(j["step_fields"],
             nlohmann::json({"rank", "workflow", "step", "name", "prompt_tokens", "cached_tokens",
                             "decode_tokens", "queued_ms", "ttft_ms", "latency_ms", "start_s",
-                            "end_s", "finish", "output_sha256_8"}));
+                            "end_s", "finish", "output_sha256_8", "prompt_sha256_8"}));
   EXPECT_EQ(j["rows"], nlohmann::json({8, 9, 3}));
   EXPECT_EQ(j["latency_4"].get<double>(), report.steps[4].latency_ms);
   EXPECT_EQ(j["name_5"], "verifier");

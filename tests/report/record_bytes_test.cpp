@@ -32,7 +32,7 @@ TEST(RecordBytes, StartsWithMagicAndVersionAndIsLittleEndian) {
   RecordBatch b;
   b.phases = {{258, "run", 0.0, 1.0}};
   const std::string bytes = serialize_records(b);
-  EXPECT_EQ(bytes.substr(0, 5), std::string("FRRB\x01", 5));
+  EXPECT_EQ(bytes.substr(0, 5), std::string("FRRB\x02", 5));
   // phase count 1, then rank 258 = 0x0102 little-endian, then the name's length 3.
   EXPECT_EQ(bytes.substr(5, 4), std::string("\x01\0\0\0", 4));
   EXPECT_EQ(bytes.substr(9, 4), std::string("\x02\x01\0\0", 4));
@@ -74,7 +74,7 @@ TEST(RecordBytes, GarbageIsRejectedWithTheReasonAndOffset) {
   expect_rejected(bad_magic, "record bytes: bad magic at byte 4");
   std::string bad_version = bytes;
   bad_version[4] = 9;
-  expect_rejected(bad_version, "record bytes: version 9 not supported (expected 1) at byte 5");
+  expect_rejected(bad_version, "record bytes: version 9 not supported (expected 2) at byte 5");
   // A phase count of 2^32-1 with nothing behind it must not allocate: it is checked first.
   std::string huge = bytes;
   huge.replace(5, 4, std::string("\xff\xff\xff\xff", 4));

@@ -105,6 +105,7 @@ inline RunReport sample_report() {
       s.end_s = 1.6 + k + 0.3;
       s.finish = step == 2 ? "stop" : "length";
       s.output_sha256_8 = "0123abc" + std::to_string(k % 10);
+      s.prompt_sha256_8 = "feed00" + std::to_string(10 + k);
       r.steps.push_back(s);
     }
   }
@@ -114,6 +115,45 @@ inline RunReport sample_report() {
   r.outputs[{0, 2}] = std::string("nul\0inside", 10);
   r.outputs[{2, 1}] = "ok <END>";
   return r;
+}
+
+// Board power as a GPU run records it: samples and the derived phase and step energies.
+inline EnergyReport sample_energy() {
+  EnergyReport e;
+  e.source = "nvml: NVIDIA H200 (GPU 0), every 20 ms";
+  e.samples = {{0.5, 90.0}, {1.0, 120.5}, {6.0, 650.25}, {11.5, 130.0}};
+  e.phases = {{0, "engine_preload", 0.06, 1.5, 150.0, 100.0},
+              {0, "run", 1.56, 10.0, 4000.0, 400.0}};
+  e.steps = {{0, 0, 0, 120.5, 610.0}, {1, 1, 2, 33.25, 590.5}};
+  e.counter_j = 4321.5;
+  return e;
+}
+
+inline void expect_equal(const EnergyReport& a, const EnergyReport& b) {
+  EXPECT_EQ(a.source, b.source);
+  EXPECT_EQ(a.counter_j, b.counter_j);
+  ASSERT_EQ(a.samples.size(), b.samples.size());
+  for (size_t i = 0; i < a.samples.size(); ++i) {
+    EXPECT_EQ(a.samples[i].t_s, b.samples[i].t_s);
+    EXPECT_EQ(a.samples[i].power_w, b.samples[i].power_w);
+  }
+  ASSERT_EQ(a.phases.size(), b.phases.size());
+  for (size_t i = 0; i < a.phases.size(); ++i) {
+    EXPECT_EQ(a.phases[i].rank, b.phases[i].rank);
+    EXPECT_EQ(a.phases[i].phase, b.phases[i].phase);
+    EXPECT_EQ(a.phases[i].start_s, b.phases[i].start_s);
+    EXPECT_EQ(a.phases[i].duration_s, b.phases[i].duration_s);
+    EXPECT_EQ(a.phases[i].energy_j, b.phases[i].energy_j);
+    EXPECT_EQ(a.phases[i].mean_power_w, b.phases[i].mean_power_w);
+  }
+  ASSERT_EQ(a.steps.size(), b.steps.size());
+  for (size_t i = 0; i < a.steps.size(); ++i) {
+    EXPECT_EQ(a.steps[i].rank, b.steps[i].rank);
+    EXPECT_EQ(a.steps[i].workflow, b.steps[i].workflow);
+    EXPECT_EQ(a.steps[i].step, b.steps[i].step);
+    EXPECT_EQ(a.steps[i].energy_j, b.steps[i].energy_j);
+    EXPECT_EQ(a.steps[i].mean_power_w, b.steps[i].mean_power_w);
+  }
 }
 
 // Field-by-field equality, each mismatch reported on its own.
@@ -153,6 +193,7 @@ inline void expect_equal(const RunReport& a, const RunReport& b) {
     EXPECT_EQ(x.end_s, y.end_s);
     EXPECT_EQ(x.finish, y.finish);
     EXPECT_EQ(x.output_sha256_8, y.output_sha256_8);
+    EXPECT_EQ(x.prompt_sha256_8, y.prompt_sha256_8);
   }
   ASSERT_EQ(a.workflows.size(), b.workflows.size());
   for (size_t i = 0; i < a.workflows.size(); ++i) {
@@ -164,6 +205,8 @@ inline void expect_equal(const RunReport& a, const RunReport& b) {
     EXPECT_EQ(a.workflows[i].steps, b.workflows[i].steps);
   }
   EXPECT_EQ(a.outputs, b.outputs);
+  ASSERT_EQ(a.energy.has_value(), b.energy.has_value());
+  if (a.energy) expect_equal(*a.energy, *b.energy);
 }
 
 }  // namespace flowrank::report::testing_support

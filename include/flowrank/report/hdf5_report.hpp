@@ -18,8 +18,10 @@
 
 namespace flowrank::report {
 
-// Version of the layout above, written as the root attribute `report_format`.
-inline constexpr int32_t kReportFormat = 1;
+// Version of the layout above, written as the root attribute `report_format`. 2 added the /steps
+// column prompt_sha256_8 and the optional /energy group; format-1 files still read (the new
+// column reads as empty, no energy).
+inline constexpr int32_t kReportFormat = 2;
 
 // Writes `report` to `path` atomically (temp file + rename; a failed write leaves any previous
 // file untouched). Throws RunError("<path>: <problem>") on any HDF5 failure, and when an `extra`

@@ -17,7 +17,7 @@
 
 namespace flowrank::report {
 
-inline constexpr uint8_t kRecordBytesVersion = 1;
+inline constexpr uint8_t kRecordBytesVersion = 2;  // 2: steps carry prompt_sha256_8
 
 // One rank's records.
 struct RecordBatch {

@@ -3,9 +3,12 @@
 // it.
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "flowrank/report/energy.hpp"
 
 namespace flowrank::report {
 
@@ -33,6 +36,10 @@ struct StepRecord {
   double end_s = 0;
   std::string finish;           // length | stop | eos
   std::string output_sha256_8;  // first 8 hex of sha256(output UTF-8 bytes)
+  // First 8 hex of sha256 of the prompt text as flowrank built it (before any chat template):
+  // compare with `flowrank expand --hashes` and the harness's own prompts. Empty in reports
+  // written before report format 2.
+  std::string prompt_sha256_8;
 };
 
 struct WorkflowRecord {
@@ -62,6 +69,8 @@ struct RunReport {
   std::vector<WorkflowRecord> workflows;
   // (workflow, step) -> generated text; written under /outputs only with --keep-outputs.
   std::map<std::pair<int32_t, int32_t>, std::string> outputs;
+  // Board power and energy, when measured (a GPU run); absent, not zero, otherwise.
+  std::optional<EnergyReport> energy;
 };
 
 }  // namespace flowrank::report

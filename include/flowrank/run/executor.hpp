@@ -33,6 +33,9 @@ struct ExecutorOptions {
   const std::atomic<bool>* stop = nullptr;
   std::function<void(const ProgressSnapshot&)>
       on_progress;  // after each iteration that finished steps
+  // As each step, and each workflow's last step, finishes (live log lines).
+  std::function<void(const report::StepRecord&)> on_step;
+  std::function<void(const report::WorkflowRecord&)> on_workflow;
 };
 
 struct ExecutionResult {

@@ -1,0 +1,133 @@
+#include "flowrank/report/energy.hpp"
+
+#include <algorithm>
+
+#include "flowrank/report/records.hpp"
+
+namespace flowrank::report {
+namespace {
+
+double power_at(const std::vector<PowerSample>& s, std::size_t after, double t) {
+  // `after` is the first sample later than t (upper bound).
+  if (after == 0) return s.front().power_w;
+  if (after == s.size()) return s.back().power_w;
+  const PowerSample& a = s[after - 1];
+  const PowerSample& b = s[after];
+  if (b.t_s <= a.t_s) return b.power_w;
+  return a.power_w + (b.power_w - a.power_w) * (t - a.t_s) / (b.t_s - a.t_s);
+}
+
+std::size_t first_after(const std::vector<PowerSample>& s, double t) {
+  return static_cast<std::size_t>(
+      std::upper_bound(s.begin(), s.end(), t,
+                       [](double v, const PowerSample& x) { return v < x.t_s; }) -
+      s.begin());
+}
+
+double mean_power(const std::vector<PowerSample>& s, double t0, double t1) {
+  if (t1 > t0) return energy_between(s, t0, t1) / (t1 - t0);
+  return power_at(s, first_after(s, t0), t0);
+}
+
+}  // namespace
+
+double energy_between(const std::vector<PowerSample>& s, double t0, double t1) {
+  if (s.empty() || t1 <= t0) return 0;
+  std::size_t i = first_after(s, t0);
+  double t = t0, p = power_at(s, i, t0), joules = 0;
+  for (; i < s.size() && s[i].t_s < t1; ++i) {
+    joules += (s[i].t_s - t) * (p + s[i].power_w) / 2;
+    t = s[i].t_s;
+    p = s[i].power_w;
+  }
+  return joules + (t1 - t) * (p + power_at(s, i, t1)) / 2;
+}
+
+std::optional<EnergyReport> attribute_energy(std::string source, std::vector<PowerSample> samples,
+                                             std::optional<double> counter_j,
+                                             const std::vector<PhaseRecord>& phases,
+                                             const std::vector<StepRecord>& steps) {
+  if (samples.empty()) return std::nullopt;
+  EnergyReport out;
+  out.source = std::move(source);
+  out.samples = std::move(samples);
+  out.counter_j = counter_j;
+  const auto& s = out.samples;
+  for (const PhaseRecord& p : phases) {
+    const double end = p.start_s + p.duration_s;
+    out.phases.push_back({p.rank, p.phase, p.start_s, p.duration_s,
+                          energy_between(s, p.start_s, end), mean_power(s, p.start_s, end)});
+  }
+
+  // Shares: with S(t) = integral of power / (steps running) over the time any step runs, a step
+  // running over [a, b] gets S(b) - S(a). Breakpoints are the window ends and the samples
+  // between them, so power is linear and the running count constant on every segment.
+  std::vector<std::pair<double, double>> windows;
+  std::vector<double> points;
+  for (const StepRecord& r : steps) {
+    const double a = r.start_s + r.queued_ms / 1e3;
+    const double b = std::max(a, r.end_s);
+    windows.emplace_back(a, b);
+    points.push_back(a);
+    points.push_back(b);
+  }
+  if (!points.empty()) {
+    const auto [lo, hi] = std::minmax_element(points.begin(), points.end());
+    const double from = *lo, to = *hi;
+    for (const PowerSample& x : s)
+      if (x.t_s > from && x.t_s < to) points.push_back(x.t_s);
+  }
+  std::sort(points.begin(), points.end());
+  points.erase(std::unique(points.begin(), points.end()), points.end());
+  auto index_of = [&](double t) {
+    return static_cast<std::size_t>(std::lower_bound(points.begin(), points.end(), t) -
+                                    points.begin());
+  };
+  std::vector<int64_t> delta(points.size() + 1, 0);
+  for (const auto& [a, b] : windows) {
+    if (b <= a) continue;
+    ++delta[index_of(a)];
+    --delta[index_of(b)];
+  }
+  std::vector<double> share(points.size(), 0);
+  int64_t running = 0;
+  for (std::size_t k = 0; k + 1 < points.size(); ++k) {
+    running += delta[k];
+    const double e = running > 0 ? energy_between(s, points[k], points[k + 1]) / running : 0;
+    share[k + 1] = share[k] + e;
+  }
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const auto [a, b] = windows[i];
+    out.steps.push_back({steps[i].rank, steps[i].workflow, steps[i].step,
+                         share[index_of(b)] - share[index_of(a)], mean_power(s, a, b)});
+  }
+  return out;
+}
+
+std::optional<EnergySummary> summarize_energy(const EnergyReport& energy,
+                                              const std::vector<StepRecord>& steps) {
+  EnergySummary out;
+  bool has_run = false;
+  double run_s = 0;
+  for (const PhaseEnergy& p : energy.phases) {
+    out.total_energy_j += p.energy_j;
+    if (p.phase != "run") continue;
+    has_run = true;
+    out.run_energy_j += p.energy_j;
+    run_s += p.duration_s;
+  }
+  if (!has_run) return std::nullopt;
+  out.run_mean_power_w = run_s > 0 ? out.run_energy_j / run_s : 0;
+  int64_t prompt = 0, decode = 0;
+  for (const StepRecord& r : steps) {
+    prompt += r.prompt_tokens;
+    decode += r.decode_tokens;
+  }
+  if (out.run_energy_j > 0) {
+    out.tokens_per_j = static_cast<double>(prompt + decode) / out.run_energy_j;
+    out.decode_tokens_per_j = static_cast<double>(decode) / out.run_energy_j;
+  }
+  return out;
+}
+
+}  // namespace flowrank::report
