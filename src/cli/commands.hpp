@@ -14,6 +14,8 @@ struct RunArgs {
   bool no_cache = false;
   bool no_prefix_cache = false;
   std::string progress = "auto";  // auto | live | lines | off
+  bool seed_log = false;          // print the seed harness's log lines live, on its streams
+  std::string energy = "auto";    // auto (GPU engine only) | on | off
 };
 int run_command(const RunArgs& args);
 

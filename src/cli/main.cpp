@@ -25,6 +25,13 @@ int main(int argc, char** argv) {
                     "Compute every prompt in full (for measuring the prefix cache)");
   run_cmd->add_option("--progress", run.progress, "auto | live | lines | off")
       ->check(CLI::IsMember({"auto", "live", "lines", "off"}));
+  run_cmd->add_flag("--seed-log", run.seed_log,
+                    "Print the seed harness's [INPUT] (stdout) and [TIMING]/[TARGET] (stderr) "
+                    "lines as the run goes");
+  run_cmd
+      ->add_option("--energy", run.energy,
+                   "auto (board power when the engine runs on a GPU) | on | off")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
 
   ExpandArgs expand;
   auto* expand_cmd = app.add_subcommand("expand", "Expand a job's workflows into the flow cache");
@@ -47,7 +54,8 @@ int main(int argc, char** argv) {
   report_cmd->add_option("--format", rep.format, "table | json")
       ->check(CLI::IsMember({"table", "json"}));
   report_cmd->add_flag("--seed-log", rep.seed_log,
-                       "Print the seed harness's [TARGET]/[TIMING]/[INPUT] lines");
+                       "Print the seed harness's [INPUT] (stdout) and [TIMING]/[TARGET] (stderr) "
+                       "lines");
 
   std::string model_spec;
   auto* model_cmd = app.add_subcommand("model", "Inspect models");

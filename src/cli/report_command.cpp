@@ -4,6 +4,7 @@
 #include "commands.hpp"
 #include "flowrank/common/error.hpp"
 #include "flowrank/report/hdf5_report.hpp"
+#include "flowrank/report/seed_log.hpp"
 #include "flowrank/report/summary.hpp"
 
 namespace flowrank::cli {
@@ -11,7 +12,8 @@ namespace flowrank::cli {
 int report_command(const ReportArgs& args) {
   const report::RunReport rep = report::read_report_hdf5(args.file);
   if (args.seed_log) {
-    std::printf("%s", report::format_seed_log(rep).c_str());
+    for (const report::SeedLine& line : report::seed_log_lines(rep))
+      std::fputs(line.text.c_str(), line.to_stdout ? stdout : stderr);
     return 0;
   }
   const report::Summary summary = report::summarize(rep);

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <numeric>
 
@@ -14,7 +15,10 @@
 #include "flowrank/dist/world.hpp"
 #include "flowrank/flow/expand.hpp"
 #include "flowrank/flow/flow_cache.hpp"
+#include "flowrank/power/board_power.hpp"
+#include "flowrank/report/energy.hpp"
 #include "flowrank/report/hdf5_report.hpp"
+#include "flowrank/report/seed_log.hpp"
 #include "flowrank/report/summary.hpp"
 #include "flowrank/run/executor.hpp"
 #include "flowrank/run/progress.hpp"
@@ -67,6 +71,47 @@ class PhaseClock {
   std::vector<report::PhaseRecord>& out_;
 };
 
+// Prints one of the seed harness's lines live, on the stream the harness used.
+void emit(const report::SeedLine& line) {
+  std::FILE* f = line.to_stdout ? stdout : stderr;
+  std::fputs(line.text.c_str(), f);
+  std::fflush(f);
+}
+
+// Board power is sampled unless energy is off or the job runs on the CPU; NVML loads on the
+// sampler's own thread while the run goes on.
+std::unique_ptr<power::BoardPowerSampler> start_power_sampler(const RunArgs& args,
+                                                              const flow::JobSpec& job) {
+  if (args.energy == "off" || (args.energy == "auto" && job.device == "cpu")) return nullptr;
+  power::BoardPowerSampler::Options options;
+  if (const char* lib = std::getenv("FLOWRANK_NVML_LIBRARY"); lib && *lib) options.library = lib;
+  return std::make_unique<power::BoardPowerSampler>(options);
+}
+
+// The energy figures of the run, or why there are none (the `energy` extra attribute).
+void finish_energy(power::BoardPowerSampler* sampler, const RunArgs& args, Clock::time_point epoch,
+                   const engine::EngineInfo& info, report::RunReport& rep) {
+  std::string& status = rep.attrs.extra["energy"];
+  if (!sampler) {
+    status = args.energy == "off" ? "off" : "absent: the job runs on the CPU";
+    return;
+  }
+  power::Trace trace = sampler->stop();
+  if (args.energy == "auto" && info.backend != "cuda") {
+    status = "absent: the engine ran on the CPU";
+  } else if (trace.readings.empty()) {
+    status = "absent: " + trace.unavailable;
+  } else {
+    std::vector<report::PowerSample> samples;
+    for (const power::Reading& r : trace.readings)
+      samples.push_back({seconds_between(epoch, r.t), r.watts, r.counter_j});
+    rep.energy = report::attribute_energy(trace.source, std::move(samples), rep.phases, rep.steps);
+    status = "measured";
+  }
+  if (args.energy == "on" && !rep.energy)
+    std::fprintf(stderr, "flowrank: warning: no energy figures: %s\n", status.c_str());
+}
+
 }  // namespace
 
 int run_command(const RunArgs& args) {
@@ -92,6 +137,7 @@ int run_command(const RunArgs& args) {
   flow::apply_overrides(job, ov);
   rep.attrs.job_name = job.name;
   rep.attrs.job_sha256 = job.job_sha256;
+  const std::unique_ptr<power::BoardPowerSampler> sampler = start_power_sampler(args, job);
 
   std::optional<flow::FlowCache> cache;
   if (!args.no_cache) cache.emplace(flow::default_cache_dir());
@@ -104,26 +150,37 @@ int run_command(const RunArgs& args) {
               expansion.seconds * 1e3, expansion.job.workflows.size(),
               static_cast<unsigned long long>(expansion.job.fixture_bytes),
               expansion.job.fixture_files);
-  rep.attrs.extra["flow_cache"] = args.no_cache ? "off" : (expansion.hit ? "hit" : "miss");
-  rep.attrs.extra["flow_cache_key"] = expansion.key;
-  rep.attrs.extra["fixture_bytes"] = std::to_string(expansion.job.fixture_bytes);
-  rep.attrs.extra["fixture_files"] = std::to_string(expansion.job.fixture_files);
-  rep.attrs.extra["layout"] = flow::layout_name(expansion.job.layout);
+  auto& extra = rep.attrs.extra;
+  extra["flow_cache"] = args.no_cache ? "off" : (expansion.hit ? "hit" : "miss");
+  extra["flow_cache_key"] = expansion.key;
+  extra["fixture_bytes"] = std::to_string(expansion.job.fixture_bytes);
+  extra["fixture_files"] = std::to_string(expansion.job.fixture_files);
+  extra["fixture_rules"] = flow::fixture_rules_name(job.fixture_rules);
+  extra["fixture_order"] = flow::fixture_order_name(job.fixture_order);
+  extra["layout"] = flow::layout_name(expansion.job.layout);
+  extra["workflows"] = std::to_string(expansion.job.workflows.size());
+  if (args.seed_log) {
+    for (std::size_t i = 0; i < expansion.job.workflows.size(); ++i)
+      emit(report::seed_input_line(extra["fixture_bytes"], extra["fixture_files"]));
+    emit(report::seed_expansion_line(rep.phases.back().duration_s * 1e3, extra["flow_cache"]));
+  }
 
   engine::EngineOptions eopts = engine_options_for(job);
   if (args.no_prefix_cache) eopts.prefix_cache = false;
   rep.attrs.model = eopts.model;
+  if (args.seed_log) emit(report::seed_engine_init_start_line());
   std::unique_ptr<engine::Engine> eng = phases.time("engine_preload", [&] {
     auto e = engine::make_engine(eopts);
     e->preload();
     return e;
   });
+  if (args.seed_log) emit(report::seed_engine_init_line(rep.phases.back().duration_s * 1e3));
   const engine::EngineInfo info = eng->info();
   rep.attrs.device = info.device;
-  rep.attrs.extra["backend"] = info.backend;
-  rep.attrs.extra["kv_blocks"] = std::to_string(info.kv_blocks);
-  rep.attrs.extra["block_size"] = std::to_string(info.block_size);
-  rep.attrs.extra["prefix_cache"] = eopts.prefix_cache ? "on" : "off";
+  extra["backend"] = info.backend;
+  extra["kv_blocks"] = std::to_string(info.kv_blocks);
+  extra["block_size"] = std::to_string(info.block_size);
+  extra["prefix_cache"] = eopts.prefix_cache ? "on" : "off";
   std::printf("[engine] %s on %s: %d KV blocks x %d tokens, context %d (preload %.2f s)\n",
               info.model_name.c_str(), info.device.c_str(), info.kv_blocks, info.block_size,
               info.context_length, rep.phases.back().duration_s);
@@ -134,16 +191,23 @@ int run_command(const RunArgs& args) {
   std::vector<int32_t> shard(expansion.job.workflows.size());
   std::iota(shard.begin(), shard.end(), 0);
 
-  const bool terminal =
-      args.progress == "live" || (args.progress == "auto" && isatty(fileno(stderr)));
+  // With --seed-log the harness's lines are the progress report, unless asked otherwise.
+  const std::string progress = args.seed_log && args.progress == "auto" ? "off" : args.progress;
+  const bool terminal = progress == "live" || (progress == "auto" && isatty(fileno(stderr)));
   run::ProgressDisplay display(stderr, terminal);
   run::ExecutorOptions xopts;
   xopts.epoch = epoch;
   xopts.rank = world.rank;
   xopts.keep_outputs = args.keep_outputs;
   xopts.stop = &g_stop;
-  if (args.progress != "off")
+  if (progress != "off")
     xopts.on_progress = [&](const run::ProgressSnapshot& p) { display.update(p); };
+  if (args.seed_log) {
+    xopts.on_step = [](const report::StepRecord& s) { emit(report::seed_target_line(s)); };
+    xopts.on_workflow = [](const report::WorkflowRecord& w) {
+      emit(report::seed_workflow_line(w));
+    };
+  }
   run::ExecutionResult result =
       phases.time("run", [&] { return run::execute(expansion.job, shard, *eng, xopts); });
   display.finish();
@@ -151,17 +215,20 @@ int run_command(const RunArgs& args) {
   rep.steps = std::move(result.steps);
   rep.workflows = std::move(result.workflows);
   rep.outputs = std::move(result.outputs);
+  if (args.seed_log)
+    for (const report::SeedLine& line : report::seed_closing_lines(rep)) emit(line);
   std::string status = "complete";
   if (result.interrupted)
     status = g_signal == SIGINT ? "interrupted (SIGINT)" : "interrupted (SIGTERM)";
   if (result.error) status = "failed";
-  rep.attrs.extra["status"] = status;
-  rep.attrs.extra["steps_total"] = std::to_string(result.steps_total);
+  extra["status"] = status;
+  extra["steps_total"] = std::to_string(result.steps_total);
   const engine::EngineStats stats = eng->stats();
-  rep.attrs.extra["engine_steps"] = std::to_string(stats.steps);
-  rep.attrs.extra["engine_preemptions"] = std::to_string(stats.preemptions);
-  rep.attrs.extra["engine_evictions"] = std::to_string(stats.evictions);
-  rep.attrs.extra["engine_computed_tokens"] = std::to_string(stats.computed_tokens);
+  extra["engine_steps"] = std::to_string(stats.steps);
+  extra["engine_preemptions"] = std::to_string(stats.preemptions);
+  extra["engine_evictions"] = std::to_string(stats.evictions);
+  extra["engine_computed_tokens"] = std::to_string(stats.computed_tokens);
+  finish_energy(sampler.get(), args, epoch, info, rep);
 
   // Whatever happened in the run, what finished is written before the error is reported.
   const auto write_start = Clock::now();

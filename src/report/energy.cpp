@@ -1,21 +1,12 @@
 #include "flowrank/report/energy.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "flowrank/report/records.hpp"
 
 namespace flowrank::report {
 namespace {
-
-double power_at(const std::vector<PowerSample>& s, std::size_t after, double t) {
-  // `after` is the first sample later than t (upper bound).
-  if (after == 0) return s.front().power_w;
-  if (after == s.size()) return s.back().power_w;
-  const PowerSample& a = s[after - 1];
-  const PowerSample& b = s[after];
-  if (b.t_s <= a.t_s) return b.power_w;
-  return a.power_w + (b.power_w - a.power_w) * (t - a.t_s) / (b.t_s - a.t_s);
-}
 
 std::size_t first_after(const std::vector<PowerSample>& s, double t) {
   return static_cast<std::size_t>(
@@ -24,39 +15,78 @@ std::size_t first_after(const std::vector<PowerSample>& s, double t) {
       s.begin());
 }
 
-double mean_power(const std::vector<PowerSample>& s, double t0, double t1) {
-  if (t1 > t0) return energy_between(s, t0, t1) / (t1 - t0);
-  return power_at(s, first_after(s, t0), t0);
+// A sample field linearly interpolated at t (`after` = first sample later than t), held at the
+// nearest sample outside the sampled span.
+double field_at(const std::vector<PowerSample>& s, std::size_t after, double t,
+                double PowerSample::*field) {
+  if (after == 0) return s.front().*field;
+  if (after == s.size()) return s.back().*field;
+  const PowerSample& a = s[after - 1];
+  const PowerSample& b = s[after];
+  if (b.t_s <= a.t_s) return b.*field;
+  return a.*field + (b.*field - a.*field) * (t - a.t_s) / (b.t_s - a.t_s);
+}
+
+bool has_counter(const std::vector<PowerSample>& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(),
+                                   [](const PowerSample& x) { return std::isfinite(x.counter_j); });
+}
+
+double from_counter(const std::vector<PowerSample>& s, double t0, double t1) {
+  if (t1 <= t0) return 0;
+  const double lo = s.front().t_s, hi = s.back().t_s;
+  double joules = 0;
+  if (t0 < lo) joules += s.front().power_w * (std::min(t1, lo) - t0);
+  if (t1 > hi) joules += s.back().power_w * (t1 - std::max(t0, hi));
+  const double a = std::max(t0, lo), b = std::min(t1, hi);
+  if (b > a)
+    joules += field_at(s, first_after(s, b), b, &PowerSample::counter_j) -
+              field_at(s, first_after(s, a), a, &PowerSample::counter_j);
+  return joules;
+}
+
+double between(const std::vector<PowerSample>& s, bool counter, double t0, double t1) {
+  return counter ? from_counter(s, t0, t1) : energy_from_power(s, t0, t1);
+}
+
+double mean_power(const std::vector<PowerSample>& s, bool counter, double t0, double t1) {
+  if (t1 > t0) return between(s, counter, t0, t1) / (t1 - t0);
+  return field_at(s, first_after(s, t0), t0, &PowerSample::power_w);
 }
 
 }  // namespace
 
-double energy_between(const std::vector<PowerSample>& s, double t0, double t1) {
+double energy_from_power(const std::vector<PowerSample>& s, double t0, double t1) {
   if (s.empty() || t1 <= t0) return 0;
   std::size_t i = first_after(s, t0);
-  double t = t0, p = power_at(s, i, t0), joules = 0;
+  double t = t0, p = field_at(s, i, t0, &PowerSample::power_w), joules = 0;
   for (; i < s.size() && s[i].t_s < t1; ++i) {
     joules += (s[i].t_s - t) * (p + s[i].power_w) / 2;
     t = s[i].t_s;
     p = s[i].power_w;
   }
-  return joules + (t1 - t) * (p + power_at(s, i, t1)) / 2;
+  return joules + (t1 - t) * (p + field_at(s, i, t1, &PowerSample::power_w)) / 2;
+}
+
+double energy_between(const std::vector<PowerSample>& s, double t0, double t1) {
+  if (s.empty()) return 0;
+  return between(s, has_counter(s), t0, t1);
 }
 
 std::optional<EnergyReport> attribute_energy(std::string source, std::vector<PowerSample> samples,
-                                             std::optional<double> counter_j,
                                              const std::vector<PhaseRecord>& phases,
                                              const std::vector<StepRecord>& steps) {
   if (samples.empty()) return std::nullopt;
   EnergyReport out;
   out.source = std::move(source);
   out.samples = std::move(samples);
-  out.counter_j = counter_j;
   const auto& s = out.samples;
+  const bool counter = has_counter(s);
   for (const PhaseRecord& p : phases) {
     const double end = p.start_s + p.duration_s;
     out.phases.push_back({p.rank, p.phase, p.start_s, p.duration_s,
-                          energy_between(s, p.start_s, end), mean_power(s, p.start_s, end)});
+                          between(s, counter, p.start_s, end),
+                          mean_power(s, counter, p.start_s, end)});
   }
 
   // Shares: with S(t) = integral of power / (steps running) over the time any step runs, a step
@@ -93,13 +123,13 @@ std::optional<EnergyReport> attribute_energy(std::string source, std::vector<Pow
   int64_t running = 0;
   for (std::size_t k = 0; k + 1 < points.size(); ++k) {
     running += delta[k];
-    const double e = running > 0 ? energy_between(s, points[k], points[k + 1]) / running : 0;
+    const double e = running > 0 ? between(s, counter, points[k], points[k + 1]) / running : 0;
     share[k + 1] = share[k] + e;
   }
   for (std::size_t i = 0; i < steps.size(); ++i) {
     const auto [a, b] = windows[i];
     out.steps.push_back({steps[i].rank, steps[i].workflow, steps[i].step,
-                         share[index_of(b)] - share[index_of(a)], mean_power(s, a, b)});
+                         share[index_of(b)] - share[index_of(a)], mean_power(s, counter, a, b)});
   }
   return out;
 }
@@ -114,6 +144,8 @@ std::optional<EnergySummary> summarize_energy(const EnergyReport& energy,
     if (p.phase != "run") continue;
     has_run = true;
     out.run_energy_j += p.energy_j;
+    out.run_energy_from_power_j +=
+        energy_from_power(energy.samples, p.start_s, p.start_s + p.duration_s);
     run_s += p.duration_s;
   }
   if (!has_run) return std::nullopt;

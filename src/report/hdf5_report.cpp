@@ -202,7 +202,8 @@ const std::vector<Column<WorkflowRecord>>& workflow_columns() {
 
 const std::vector<Column<PowerSample>>& sample_columns() {
   static const std::vector<Column<PowerSample>> c = {{"t_s", &PowerSample::t_s},
-                                                     {"power_w", &PowerSample::power_w}};
+                                                     {"power_w", &PowerSample::power_w},
+                                                     {"counter_j", &PowerSample::counter_j}};
   return c;
 }
 
@@ -356,22 +357,12 @@ void write_output(const Hdf5Writer& w, hid_t group, const std::string& name,
   w.check_rc(ds.close(), "close " + what);
 }
 
-void write_double_attribute(const Hdf5Writer& w, hid_t obj, const std::string& name, double value) {
-  H5Id space(w.check(H5Screate(H5S_SCALAR), "attribute dataspace"), H5Sclose);
-  H5Id attr(
-      w.check(H5Acreate2(obj, name.c_str(), H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
-              "create attribute '" + name + "'"),
-      H5Aclose);
-  w.check_rc(H5Awrite(attr.get(), H5T_NATIVE_DOUBLE, &value), "write attribute '" + name + "'");
-}
-
-// /energy: attributes source (and counter_j), tables samples, phases, steps.
+// /energy: attribute source, tables samples, phases, steps.
 void write_energy(const Hdf5Writer& w, hid_t file, const EnergyReport& e) {
   H5Id group(w.check(H5Gcreate2(file, "energy", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                      "create group /energy"),
              H5Gclose);
   write_string_attribute(w, group.get(), "source", e.source);
-  if (e.counter_j) write_double_attribute(w, group.get(), "counter_j", *e.counter_j);
   write_table(w, file, "energy/samples", sample_columns(), e.samples);
   write_table(w, file, "energy/phases", phase_energy_columns(), e.phases);
   write_table(w, file, "energy/steps", step_energy_columns(), e.steps);
@@ -649,14 +640,6 @@ void read_energy(const Hdf5Reader& r, hid_t file, RunReport& report) {
     H5Id attr(r.check(H5Aopen(group.get(), "source", H5P_DEFAULT), "cannot read /energy source"),
               H5Aclose);
     e.source = read_string_attribute(r, attr.get(), "/energy source");
-  }
-  if (H5Aexists(group.get(), "counter_j") > 0) {
-    H5Id attr(
-        r.check(H5Aopen(group.get(), "counter_j", H5P_DEFAULT), "cannot read /energy counter_j"),
-        H5Aclose);
-    double v = 0;
-    r.check_rc(H5Aread(attr.get(), H5T_NATIVE_DOUBLE, &v), "cannot read /energy counter_j");
-    e.counter_j = v;
   }
   e.samples = read_table(r, file, "energy/samples", sample_columns());
   e.phases = read_table(r, file, "energy/phases", phase_energy_columns());

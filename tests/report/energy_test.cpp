@@ -50,11 +50,10 @@ TEST(AttributeEnergy, StepsShareWhatRunsTogether) {
       step(1, 0, 1.0, 1000.0, 6.0, 500, 300),  // submitted at 1, first scheduled at 2: [2, 6]
   };
   const std::vector<PhaseRecord> phases = {{0, "engine_preload", -1.0, 1.0}, {0, "run", 0.0, 6.0}};
-  const auto e = attribute_energy("test trace", trace, 1234.5, phases, steps);
+  const auto e = attribute_energy("test trace", trace, phases, steps);
   ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->source, "test trace");
   EXPECT_EQ(e->samples.size(), 4u);
-  EXPECT_EQ(*e->counter_j, 1234.5);
   ASSERT_EQ(e->steps.size(), 2u);
   EXPECT_DOUBLE_EQ(e->steps[0].energy_j, 400.0 + 200.0);
   EXPECT_DOUBLE_EQ(e->steps[1].energy_j, 200.0 + 200.0);
@@ -86,9 +85,8 @@ TEST(AttributeEnergy, SharesAddUpOverManySamples) {
   const std::vector<StepRecord> steps = {step(0, 0, 0.5, 0, 7.25, 1, 1),
                                          step(0, 1, 3.05, 0, 9.5, 1, 1),
                                          step(1, 0, 2.0, 0, 2.0, 1, 1)};
-  const auto e = attribute_energy("t", trace, std::nullopt, {}, steps);
+  const auto e = attribute_energy("t", trace, {}, steps);
   ASSERT_TRUE(e.has_value());
-  EXPECT_FALSE(e->counter_j.has_value());
   EXPECT_DOUBLE_EQ(e->steps[2].energy_j, 0.0);
   EXPECT_NEAR(e->steps[0].energy_j + e->steps[1].energy_j, energy_between(trace, 0.5, 9.5), 1e-9);
   // Alone on [0.5, 3.05]: the first step has at least that span's energy.
@@ -97,7 +95,38 @@ TEST(AttributeEnergy, SharesAddUpOverManySamples) {
 }
 
 TEST(AttributeEnergy, NoSamplesNoEnergy) {
-  EXPECT_FALSE(attribute_energy("none", {}, std::nullopt, {}, {}).has_value());
+  EXPECT_FALSE(attribute_energy("none", {}, {}, {}).has_value());
+}
+
+// With the GPU's energy counter in every sample, energy is the counter's difference
+// (interpolated between samples), not the power readings' integral; outside the sampled span
+// the power is held as before.
+TEST(EnergyBetween, CounterWhenEverySampleHasOne) {
+  // Power readings say 100 W throughout, but the counter says 250 J went in the first second and
+  // 50 J in the next: a 1-second-averaged power reading lags what the counter sees.
+  const std::vector<PowerSample> trace = {{0, 100, 5000}, {1, 100, 5250}, {2, 100, 5300}};
+  EXPECT_DOUBLE_EQ(energy_between(trace, 0, 2), 300.0);
+  EXPECT_DOUBLE_EQ(energy_between(trace, 0.5, 1.5), 125.0 + 25.0);
+  EXPECT_DOUBLE_EQ(energy_between(trace, -1, 3), 100.0 + 300.0 + 100.0);
+  EXPECT_DOUBLE_EQ(energy_from_power(trace, 0, 2), 200.0);
+
+  // One sample without a counter reading: the readings are used throughout.
+  std::vector<PowerSample> partial = trace;
+  partial[1].counter_j = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_DOUBLE_EQ(energy_between(partial, 0, 2), 200.0);
+
+  const std::vector<StepRecord> steps = {step(0, 0, 0, 0, 2, 10, 20), step(1, 0, 1, 0, 2, 0, 0)};
+  const std::vector<PhaseRecord> phases = {{0, "run", 0.0, 2.0}};
+  const auto e = attribute_energy("counter", trace, phases, steps);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_DOUBLE_EQ(e->steps[0].energy_j, 250.0 + 25.0);
+  EXPECT_DOUBLE_EQ(e->steps[1].energy_j, 25.0);
+  EXPECT_DOUBLE_EQ(e->steps[0].mean_power_w, 150.0);
+  const auto sum = summarize_energy(*e, steps);
+  ASSERT_TRUE(sum.has_value());
+  EXPECT_DOUBLE_EQ(sum->run_energy_j, 300.0);
+  EXPECT_DOUBLE_EQ(sum->run_energy_from_power_j, 200.0);
+  EXPECT_DOUBLE_EQ(sum->tokens_per_j, 30.0 / 300.0);
 }
 
 }  // namespace

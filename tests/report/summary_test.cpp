@@ -181,3 +181,51 @@ TEST(SummaryJson, CarriesTheSameFigures) {
 
 }  // namespace
 }  // namespace flowrank::report
+
+namespace flowrank::report {
+namespace {
+
+// With /energy the summary adds energy by phase and step and tokens per joule; without it, no
+// energy figure at all (absent, not zero).
+TEST(SummaryEnergy, PresentOnlyWhenMeasured) {
+  RunReport r;
+  r.phases = {{0, "engine_preload", 0.0, 2.0}, {0, "run", 2.0, 4.0}};
+  StepRecord a = step("planner", 0, 1000, 10, 0, 300, 0, 100);
+  a.workflow = 0;
+  StepRecord b = step("executor", 1, 1000, 10, 0, 500, 0, 100);
+  b.workflow = 0;
+  r.steps = {a, b};
+  const std::string plain = format_summary_table(summarize(r), r.attrs);
+  EXPECT_EQ(plain.find("energy"), std::string::npos);
+  EXPECT_FALSE(summary_json(summarize(r), r.attrs).contains("energy"));
+
+  EnergyReport e;
+  e.source = "nvml: test GPU";
+  e.samples = {{0, 100}, {6, 100}};
+  e.phases = {{0, "engine_preload", 0.0, 2.0, 200.0, 100.0}, {0, "run", 2.0, 4.0, 400.0, 100.0}};
+  e.steps = {{0, 0, 0, 150.0, 100.0}, {0, 0, 1, 250.0, 100.0}};
+  r.energy = e;
+  const Summary s = summarize(r);
+  ASSERT_TRUE(s.energy.has_value());
+  EXPECT_DOUBLE_EQ(s.energy->run_energy_j, 400.0);
+  EXPECT_DOUBLE_EQ(s.energy->tokens_per_j, 1000.0 / 400.0);
+  ASSERT_EQ(s.step_energy.size(), 3u);  // planner, executor, all
+  EXPECT_EQ(s.step_energy[2].name, "all");
+  EXPECT_DOUBLE_EQ(s.step_energy[0].energy_j, 150.0);
+  EXPECT_DOUBLE_EQ(s.step_energy[0].tokens_per_j, 400.0 / 150.0);
+  EXPECT_DOUBLE_EQ(s.step_energy[2].energy_j, 400.0);
+  ASSERT_EQ(s.phase_energy.size(), 2u);
+  EXPECT_DOUBLE_EQ(s.phase_energy[0].mean_power_w, 100.0);
+
+  const std::string table = format_summary_table(s, r.attrs);
+  EXPECT_NE(table.find("energy (nvml: test GPU): run 400.0 J at 100.0 W mean, 2.500 tokens/J"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("| planner  |    150.0 |    2.667 |"), std::string::npos) << table;
+  const nlohmann::json j = summary_json(s, r.attrs);
+  EXPECT_EQ(j["energy"]["run_energy_j"], 400.0);
+  EXPECT_EQ(j["energy"]["steps"][1]["name"], "executor");
+}
+
+}  // namespace
+}  // namespace flowrank::report

@@ -4,6 +4,7 @@
 // energy_j, tokens per joule from its commit b2bdb5d on); here power is sampled through the run
 // and integrated. Plain arithmetic over recorded samples, so it is tested without a GPU.
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,6 +17,9 @@ struct StepRecord;
 struct PowerSample {
   double t_s = 0;  // seconds since the run's epoch
   double power_w = 0;
+  // The GPU's energy counter at t_s (joules since its driver loaded; NVML's
+  // nvmlDeviceGetTotalEnergyConsumption, Volta and later); NaN where the GPU has none.
+  double counter_j = std::numeric_limits<double>::quiet_NaN();
 };
 
 struct PhaseEnergy {
@@ -40,22 +44,21 @@ struct EnergyReport {
   std::vector<PowerSample> samples;
   std::vector<PhaseEnergy> phases;
   std::vector<StepEnergy> steps;
-  // The GPU's own energy counter over the sampled span, when it has one: a check on the
-  // integration (nvmlDeviceGetTotalEnergyConsumption, Volta and later).
-  std::optional<double> counter_j;
 };
 
-// Energy in joules over [t0, t1]: the trapezoid rule over the samples, linearly interpolated at
-// t0 and t1; before the first and after the last sample the power is held at that sample's
-// value. `samples` must be sorted by time and non-empty; 0 when t1 <= t0.
+// Energy in joules over [t0, t1]. With a counter in every sample, the counter's difference,
+// linearly interpolated between samples; else the trapezoid rule over power_w, interpolated at t0
+// and t1. Before the first and after the last sample the power is held at that sample's value.
+// `samples` sorted by time; 0 when t1 <= t0 or there are no samples.
 double energy_between(const std::vector<PowerSample>& samples, double t0, double t1);
+// Always from power_w (the trapezoid rule), for checking the counter against the readings.
+double energy_from_power(const std::vector<PowerSample>& samples, double t0, double t1);
 
 // Energy of every phase record (over [start_s, start_s + duration_s]) and of every step: over the
 // time it ran (first scheduled, start_s + queued_ms, to end_s), each instant's energy shared
 // equally among the steps running then, so the steps' shares add up to the energy of the time
 // any step ran. `samples` sorted by time; returns nothing without samples.
 std::optional<EnergyReport> attribute_energy(std::string source, std::vector<PowerSample> samples,
-                                             std::optional<double> counter_j,
                                              const std::vector<PhaseRecord>& phases,
                                              const std::vector<StepRecord>& steps);
 
@@ -63,6 +66,7 @@ std::optional<EnergyReport> attribute_energy(std::string source, std::vector<Pow
 // "Tokens/Joule" figure counted tokens; nullopt without energy for that phase.
 struct EnergySummary {
   double run_energy_j = 0;
+  double run_energy_from_power_j = 0;  // the same span from power readings alone (a check)
   double run_mean_power_w = 0;
   double total_energy_j = 0;  // every phase
   double tokens_per_j = 0;
