@@ -226,3 +226,33 @@ TEST(Progress, FormatsCountsRateAndEta) {
   // 10 tok/s; 3 steps in 30 s -> 6 more need 60 s.
   EXPECT_EQ(run::format_progress(p), "steps 3/9  decode 10.0 tok/s  elapsed 30.0s  ETA 1m00s");
 }
+
+// Each record carries the first 8 hex of the sha256 of the very prompt the engine got, and the
+// live callbacks see every step and every finished workflow as it happens.
+TEST(Executor, PromptHashesAndLiveCallbacks) {
+  auto job = make_job(true, 2);
+  ScriptedEngine eng;
+  std::vector<std::pair<int32_t, int32_t>> seen_steps;
+  std::vector<int32_t> seen_workflows;
+  run::ExecutorOptions opts;
+  opts.on_step = [&](const report::StepRecord& r) {
+    seen_steps.emplace_back(r.workflow, r.step);
+    EXPECT_EQ(r.prompt_sha256_8.size(), 8u);
+  };
+  opts.on_workflow = [&](const report::WorkflowRecord& w) {
+    // A workflow is announced after all of its steps.
+    int steps = 0;
+    for (const auto& s : seen_steps) steps += s.first == w.workflow;
+    EXPECT_EQ(steps, 3);
+    seen_workflows.push_back(w.workflow);
+  };
+  auto res = run::execute(job, {0, 1}, eng, opts);
+  ASSERT_EQ(res.steps.size(), 6u);
+  EXPECT_EQ(seen_steps.size(), 6u);
+  EXPECT_EQ(seen_workflows.size(), 2u);
+  for (const auto& rec : res.steps) {
+    const uint64_t id = static_cast<uint64_t>(rec.workflow) * (1u << 16) + rec.step;
+    ASSERT_TRUE(eng.prompts.count(id)) << id;
+    EXPECT_EQ(rec.prompt_sha256_8, sha256_hex(eng.prompts.at(id)).substr(0, 8));
+  }
+}
