@@ -2,7 +2,9 @@
 
 #include <toml++/toml.h>
 
+#include <initializer_list>
 #include <limits>
+#include <utility>
 
 #include "flowrank/common/error.hpp"
 #include "flowrank/common/files.hpp"
@@ -106,6 +108,23 @@ class JobReader {
       out.emplace_back(el.as_string()->get());
     }
     return out;
+  }
+  // One of a few named values: `must be "a", "b" or "c", got "x"` otherwise.
+  template <class E>
+  E choice(const toml::node& n, const std::string& key,
+           std::initializer_list<std::pair<const char*, E>> values) const {
+    const std::string v = string(n, key);
+    std::string names;
+    std::size_t i = 0;
+    for (const auto& [name, value] : values) {
+      if (v == name) return value;
+      names += (i == 0                   ? ""
+                : i + 1 == values.size() ? " or "
+                                         : ", ") +
+               ("\"" + std::string(name) + "\"");
+      ++i;
+    }
+    fail(n, key, "must be " + names + ", got \"" + v + "\"");
   }
   const toml::table& table(const toml::node& n, const std::string& key) const {
     if (!n.is_table()) fail(n, key, "must be a table, got " + type_of(n));
@@ -238,21 +257,11 @@ JobSpec load_job(const fs::path& path) {
         if (g.empty() || g.front() == '/')
           r.fail(node, key, "globs must be relative and non-empty");
     } else if (key == "fixture_rules") {
-      const std::string v = r.string(node, key);
-      if (v == "harness")
-        rules = FixtureRules::kHarness;
-      else if (v == "all")
-        rules = FixtureRules::kAll;
-      else
-        r.fail(node, key, "must be \"harness\" or \"all\", got \"" + v + "\"");
+      rules = r.choice<FixtureRules>(
+          node, key, {{"harness", FixtureRules::kHarness}, {"all", FixtureRules::kAll}});
     } else if (key == "fixture_order") {
-      const std::string v = r.string(node, key);
-      if (v == "sorted")
-        job.fixture_order = FixtureOrder::kSorted;
-      else if (v == "walk")
-        job.fixture_order = FixtureOrder::kWalk;
-      else
-        r.fail(node, key, "must be \"sorted\" or \"walk\", got \"" + v + "\"");
+      job.fixture_order = r.choice<FixtureOrder>(
+          node, key, {{"sorted", FixtureOrder::kSorted}, {"walk", FixtureOrder::kWalk}});
     } else if (key == "suite") {
       job.suite = resolve(dir, r.nonempty_string(node, key));
       has_suite = true;
@@ -260,16 +269,10 @@ JobSpec load_job(const fs::path& path) {
       job.workflows = r.int32_in(node, key, 1);
       has_workflows = true;
     } else if (key == "layout") {
-      const std::string v = r.string(node, key);
-      if (v == "seed")
-        job.layout = PromptLayout::kSeed;
-      else if (v == "context-first")
-        job.layout = PromptLayout::kContextFirst;
-      else if (v == "seed-chained")
-        job.layout = PromptLayout::kSeedChained;
-      else
-        r.fail(node, key,
-               "must be \"seed\", \"seed-chained\" or \"context-first\", got \"" + v + "\"");
+      job.layout = r.choice<PromptLayout>(node, key,
+                                          {{"seed", PromptLayout::kSeed},
+                                           {"seed-chained", PromptLayout::kSeedChained},
+                                           {"context-first", PromptLayout::kContextFirst}});
     } else if (key == "chat") {
       job.chat = r.boolean(node, key);
     } else if (key == "model") {

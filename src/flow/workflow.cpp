@@ -39,11 +39,17 @@ void append_used_outputs(std::string& prompt, const ExpandedJob& job, const Work
 
 // The harness at fa357ea (standalone_runner.py): "Instruction: ..." and "Input: ..." joined by a
 // blank line, each only when non-empty.
-std::string seed_prompt(const ExpandedJob& job, const Workflow& wf, const StepSpec& s,
-                        const std::vector<std::optional<std::string>>& outputs) {
+// An empty prompt with room for the fixed parts.
+std::string prompt_buffer(const ExpandedJob& job, const Workflow& wf, const StepSpec& s) {
   std::string prompt;
   prompt.reserve(job.fixture_text.size() + wf.task.size() + job.input.size() +
                  s.instruction.size() + 64);
+  return prompt;
+}
+
+std::string seed_prompt(const ExpandedJob& job, const Workflow& wf, const StepSpec& s,
+                        const std::vector<std::optional<std::string>>& outputs) {
+  std::string prompt = prompt_buffer(job, wf, s);
   if (!s.instruction.empty()) {
     prompt += "Instruction: ";
     prompt += s.instruction;
@@ -62,9 +68,7 @@ std::string seed_prompt(const ExpandedJob& job, const Workflow& wf, const StepSp
 
 std::string context_first_prompt(const ExpandedJob& job, const Workflow& wf, const StepSpec& s,
                                  const std::vector<std::optional<std::string>>& outputs) {
-  std::string prompt;
-  prompt.reserve(job.fixture_text.size() + wf.task.size() + job.input.size() +
-                 s.instruction.size() + 64);
+  std::string prompt = prompt_buffer(job, wf, s);
   prompt += job.fixture_text;
   prompt += "\n\nTask: ";
   prompt += wf.task;

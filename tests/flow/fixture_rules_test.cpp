@@ -18,12 +18,6 @@ namespace flowrank::flow {
 namespace {
 using namespace testing;
 
-std::vector<std::string> paths_of(const FixtureTree& t) {
-  std::vector<std::string> out;
-  for (const auto& f : t.files) out.push_back(f.path);
-  return out;
-}
-
 std::map<std::string, std::string> skipped_of(const std::vector<SkippedFixture>& skipped) {
   std::map<std::string, std::string> out;
   for (const auto& k : skipped) out[k.path] = k.reason;

@@ -44,12 +44,6 @@ TEST(GlobMatch, Table) {
     EXPECT_EQ(glob_match(r.pattern, r.path), r.match) << r.pattern << " vs " << r.path;
 }
 
-std::vector<std::string> paths_of(const FixtureTree& t) {
-  std::vector<std::string> out;
-  for (const auto& f : t.files) out.push_back(f.path);
-  return out;
-}
-
 TEST(FixtureTreeTest, ListsSortedBytewiseWithSizes) {
   TempDir d;
   // Created out of order; uppercase and dot sort before lowercase bytewise.
