@@ -1,6 +1,5 @@
 #include "gemm.cuh"
 
-#include <algorithm>
 #include <string>
 
 namespace flowrank::engine::cuda {
@@ -40,36 +39,7 @@ Gemm::~Gemm() {
   if (handle_ != nullptr) cublasLtDestroy(handle_);
 }
 
-namespace {
-
-int64_t bucket_of(int64_t m) {
-  int64_t b = 1;
-  while (b < m) b *= 2;
-  return b;
-}
-
-bool capturing(cudaStream_t stream) {
-  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
-  check(cudaStreamIsCapturing(stream, &status), "cudaStreamIsCapturing");
-  return status != cudaStreamCaptureStatusNone;
-}
-
-}  // namespace
-
-std::vector<cublasLtMatmulAlgo_t> Gemm::candidates(const Plan& p, int count) {
-  std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<std::size_t>(count));
-  int found = 0;
-  check(cublasLtMatmulAlgoGetHeuristic(handle_, desc_, p.a, p.b, p.c, p.c, preference_, count,
-                                       results.data(), &found),
-        "cublasLtMatmulAlgoGetHeuristic");
-  std::vector<cublasLtMatmulAlgo_t> out;
-  for (int i = 0; i < found; ++i)
-    if (results[static_cast<std::size_t>(i)].state == CUBLAS_STATUS_SUCCESS)
-      out.push_back(results[static_cast<std::size_t>(i)].algo);
-  return out;
-}
-
-Gemm::Plan& Gemm::plan(int64_t m, int64_t n, int64_t k, cudaDataType_t out) {
+const Gemm::Plan& Gemm::plan(int64_t m, int64_t n, int64_t k, cudaDataType_t out) {
   const Shape shape{m, n, k, static_cast<int>(out)};
   const auto it = plans_.find(shape);
   if (it != plans_.end()) return it->second;
@@ -80,80 +50,25 @@ Gemm::Plan& Gemm::plan(int64_t m, int64_t n, int64_t k, cudaDataType_t out) {
   check(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, static_cast<uint64_t>(k),
                                    static_cast<uint64_t>(m), k),
         "matrix layout (input)");
-  check(cublasLtMatrixLayoutCreate(&p.c, out, static_cast<uint64_t>(n), static_cast<uint64_t>(m),
-                                   n),
-        "matrix layout (output)");
-  const std::vector<cublasLtMatmulAlgo_t> first = candidates(p, 1);
-  if (first.empty())
-    throw RunError("cublasLt: no algorithm for a " + std::to_string(m) + " x " +
-                   std::to_string(n) + " x " + std::to_string(k) + " bf16 product");
-  p.algo = first[0];
-  p.settled = m > kTunedRows;
-  if (!p.settled) {
-    // A bucket already tuned lends its algorithm when it fits this m.
-    const auto tuned = tuned_.find(Shape{bucket_of(m), n, k, static_cast<int>(out)});
-    cublasLtMatmulHeuristicResult_t check_result{};
-    if (tuned != tuned_.end() &&
-        cublasLtMatmulAlgoCheck(handle_, desc_, p.a, p.b, p.c, p.c, &tuned->second,
-                                &check_result) == CUBLAS_STATUS_SUCCESS &&
-        check_result.workspaceSize <= workspace_.bytes()) {
-      p.algo = tuned->second;
-      p.settled = true;
-    }
-  }
+  check(
+      cublasLtMatrixLayoutCreate(&p.c, out, static_cast<uint64_t>(n), static_cast<uint64_t>(m), n),
+      "matrix layout (output)");
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  check(cublasLtMatmulAlgoGetHeuristic(handle_, desc_, p.a, p.b, p.c, p.c, preference_, 1, &result,
+                                       &found),
+        "cublasLtMatmulAlgoGetHeuristic");
+  if (found == 0)
+    throw RunError("cublasLt: no algorithm for a " + std::to_string(m) + " x " + std::to_string(n) +
+                   " x " + std::to_string(k) + " bf16 product");
+  p.algo = result.algo;
   return plans_.emplace(shape, p).first->second;
-}
-
-void Gemm::tune(Plan& p, const Shape& bucket, const void* x, const void* w, void* y,
-                cudaStream_t stream) {
-  p.settled = true;
-  const std::vector<cublasLtMatmulAlgo_t> algos = candidates(p, 8);
-  if (algos.size() < 2) return;
-  cudaEvent_t a = nullptr, b = nullptr;
-  check(cudaEventCreate(&a), "cudaEventCreate");
-  check(cudaEventCreate(&b), "cudaEventCreate");
-  // The weights must come from memory, as they do in a step, not from the L2 cache the previous
-  // repetition left them in: a buffer of twice the L2 is written between repetitions.
-  if (flush_.bytes() == 0) {
-    int device = 0, l2 = 0;
-    check(cudaGetDevice(&device), "cudaGetDevice");
-    check(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device), "L2 size");
-    flush_ = DeviceBuffer(2 * static_cast<std::size_t>(std::max(l2, 1 << 20)),
-                          "cuBLASLt tuning (L2 flush)");
-  }
-  const float alpha = 1.0f, beta = 0.0f;
-  std::vector<float> best(algos.size(), 1e30f);
-  for (std::size_t i = 0; i < algos.size(); ++i) {
-    for (int rep = 0; rep < 3; ++rep) {  // the first call warms up
-      check(cudaMemsetAsync(flush_.as(), rep, flush_.bytes(), stream), "L2 flush");
-      check(cudaEventRecord(a, stream), "cudaEventRecord");
-      const cublasStatus_t st =
-          cublasLtMatmul(handle_, desc_, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c, &algos[i],
-                         workspace_.as(), workspace_.bytes(), stream);
-      check(cudaEventRecord(b, stream), "cudaEventRecord");
-      check(cudaEventSynchronize(b), "gemm tuning");
-      if (st != CUBLAS_STATUS_SUCCESS) break;
-      float ms = 0;
-      check(cudaEventElapsedTime(&ms, a, b), "cudaEventElapsedTime");
-      if (rep > 0) best[i] = std::min(best[i], ms);
-    }
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  std::size_t pick = 0;
-  for (std::size_t i = 1; i < algos.size(); ++i)
-    if (best[i] < best[pick]) pick = i;
-  if (best[pick] > 0.9f * best[0]) pick = 0;
-  p.algo = algos[pick];
-  tuned_[bucket] = p.algo;
 }
 
 void Gemm::run(const void* x, int64_t m, const void* w, int64_t n, int64_t k, void* y,
                cudaDataType_t out, cudaStream_t stream) {
   if (m == 0) return;
-  Plan& p = plan(m, n, k, out);
-  if (!p.settled && !capturing(stream))
-    tune(p, Shape{bucket_of(m), n, k, static_cast<int>(out)}, x, w, y, stream);
+  const Plan& p = plan(m, n, k, out);
   const float alpha = 1.0f, beta = 0.0f;
   check(cublasLtMatmul(handle_, desc_, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c, &p.algo,
                        workspace_.as(), workspace_.bytes(), stream),
