@@ -32,7 +32,10 @@ struct AttentionConfig {
   int32_t max_seqs = 0;     // most sequences in one step
   int32_t max_pages = 0;    // most pages listed in one step (sum over its sequences)
   float scale = 0.0f;       // usually 1 / sqrt(head_dim)
-  bool cascade = true;      // shared-prefix decode attention when sequences share leading pages
+  // Shared-prefix (cascade) decode attention when sequences share leading pages, for the full and
+  // the windowed layers (each takes it when it pays; see find_cascade_groups and
+  // find_window_cascade in attention_tables.hpp). Exact either way, up to rounding.
+  bool cascade = true;
   int device = 0;
   // The windowed layers' window (0: the model has none). run() takes window 0 or this value; the
   // windowed layers get their own plan (pages outside every query's window are not read).
@@ -46,6 +49,12 @@ struct AttentionConfig {
 // the runner) are optional: the FlashInfer backend stages its own copies at fixed addresses,
 // because the tables its kernels read differ from the step's (graph padding, windowed tables
 // without the pages outside the window, the cascade's prefix and suffix tables).
+//
+// Sequence order matters to the cascade: only ADJACENT sequences whose page lists begin with the
+// same block ids form a group (one pass, no sorting in plan()). The engine should therefore list
+// a decode step's sequences so that sharers are adjacent, e.g. ordered by their page lists
+// compared lexicographically (the prefix cache gives shared blocks the same ids), and may keep
+// that order across steps. Order changes nothing else: each row's result is its own.
 struct AttentionBatch {
   int32_t num_seqs = 0;
   int32_t num_tokens = 0;
@@ -54,7 +63,8 @@ struct AttentionBatch {
   // sequences; plan() prepares a launch of that shape, the real sequences first, then padding
   // requests of one query row each over one KV slot. q and out must therefore have room for
   // graph_seqs rows (the padding rows' outputs are written and meaningless). Unless graph_ready()
-  // says so after plan(), the step must be launched directly instead (a cascade step).
+  // says so after plan(), the step must be launched directly instead (a step where the full or
+  // the windowed layers take the cascade).
   int32_t graph_seqs = 0;
   // num_seqs + 1 / num_seqs / num_seqs + 1 / page_start[num_seqs] entries (StepBatch's arrays).
   const int32_t* query_start = nullptr;
@@ -86,11 +96,13 @@ class AttentionBackend {
   // "flashinfer fa3 prefill, tensor-core decode, cascade" -- for logs and the report.
   virtual std::string describe() const = 0;
   // Whether the last plan() prepared the graph_seqs launch shape, so a graph captured for it may
-  // be replayed; false when graph_seqs was 0 or the step took the cascade path.
+  // be replayed; false when graph_seqs was 0 or either layer kind took the cascade path.
   virtual bool graph_ready() const = 0;
   // The kernels the last plan() chose, e.g. "full: cascade (4 groups, 7200 pages saved): prefix
-  // fa2 prefill (cta 64), suffix tensor-core decode (cta 16); windowed: tensor-core decode (cta
-  // 16)" -- for logs and tests.
+  // fa2 prefill (cta 64), suffix tensor-core decode (cta 16); windowed: cascade (4 groups, 240
+  // common pages, 5760 pages saved, suffix window_left 255): prefix fa2 prefill (cta 64), suffix
+  // tensor-core decode (cta 16)" or "...; windowed: tensor-core decode (cta 16)" -- for logs and
+  // tests.
   virtual std::string planned() const = 0;
 };
 

@@ -1,6 +1,7 @@
 #include "attention_tables.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <string>
 
 #include "flowrank/common/error.hpp"
@@ -17,10 +18,16 @@ void PageTable::clear() {
 
 void PageTable::add(int32_t rows, const int32_t* pages, int32_t n, int32_t kv_tokens,
                     int32_t block_size) {
+  add(rows, pages, n, nullptr, 0, kv_tokens, block_size);
+}
+
+void PageTable::add(int32_t rows, const int32_t* a, int32_t na, const int32_t* b, int32_t nb,
+                    int32_t kv_tokens, int32_t block_size) {
   q_indptr.push_back(q_indptr.back() + rows);
-  indices.insert(indices.end(), pages, pages + n);
+  indices.insert(indices.end(), a, a + na);
+  indices.insert(indices.end(), b, b + nb);
   kv_indptr.push_back(static_cast<int32_t>(indices.size()));
-  last_page_len.push_back(kv_tokens - (n - 1) * block_size);
+  last_page_len.push_back(kv_tokens - (na + nb - 1) * block_size);
   kv_len.push_back(kv_tokens);
 }
 
@@ -51,6 +58,12 @@ void pad(const StepTables& step, int32_t pad_to, PageTable& out) {
   while (out.num_requests() < pad_to) out.add(1, step.pages, 1, 1, step.block_size);
 }
 
+// Sequence s's leading pages that hold no position its first query attends to under `window`.
+int32_t pages_before_window(const StepTables& step, int32_t s, int32_t window) {
+  const int32_t first_query = step.seq_lens[s] - step.query_len(s);
+  return std::max(0, first_query - (window - 1)) / step.block_size;
+}
+
 }  // namespace
 
 void step_table(const StepTables& step, int32_t pad_to, PageTable& out) {
@@ -64,12 +77,9 @@ void step_table(const StepTables& step, int32_t pad_to, PageTable& out) {
 void window_table(const StepTables& step, int32_t window, int32_t pad_to, PageTable& out) {
   out.clear();
   for (int32_t s = 0; s < step.num_seqs; ++s) {
-    const int32_t len = step.seq_lens[s];
-    const int32_t first_query = len - step.query_len(s);
-    const int32_t first_pos = std::max(0, first_query - (window - 1));
-    const int32_t skip = first_pos / step.block_size;
+    const int32_t skip = pages_before_window(step, s, window);
     out.add(step.query_len(s), step.pages + step.page_start[s] + skip, step.page_count(s) - skip,
-            len - skip * step.block_size, step.block_size);
+            step.seq_lens[s] - skip * step.block_size, step.block_size);
   }
   pad(step, pad_to, out);
 }
@@ -135,6 +145,58 @@ void cascade_tables(const StepTables& step, const CascadeGroups& groups, PageTab
     for (int32_t s = a; s < groups.first[g + 1]; ++s)
       suffix.add(1, step.pages + step.page_start[s] + shared, step.page_count(s) - shared,
                  step.seq_lens[s] - shared * bs, bs);
+  }
+}
+
+namespace {
+
+// floor(a / b) for b > 0 and any sign of a.
+int64_t floor_div(int64_t a, int64_t b) {
+  return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+}  // namespace
+
+bool find_window_cascade(const StepTables& step, const CascadeGroups& groups, int32_t window,
+                         WindowCascade& out) {
+  out = WindowCascade{};
+  out.window = window;
+  if (window <= 0 || groups.num_groups() == 0) return false;
+  const int32_t bs = step.block_size;
+  int64_t common = std::numeric_limits<int64_t>::max(), window_pages = 0;
+  for (int32_t g = 0; g < groups.num_groups(); ++g)
+    for (int32_t s = groups.first[g]; s < groups.first[g + 1]; ++s) {
+      common = std::min(common, groups.shared[g] + floor_div(window - step.seq_lens[s], bs));
+      window_pages += step.page_count(s) - pages_before_window(step, s, window);
+    }
+  // W' >= 1 holds by construction (each sequence has a token after its shared pages); checked
+  // all the same, as the kernels would read a negative window_left as no window.
+  if (common < kCascadeMinSharedPages || window - 1 - common * bs < 0) return false;
+  for (int32_t g = 0; g < groups.num_groups(); ++g)
+    out.saved_pages += int64_t{groups.first[g + 1] - groups.first[g] - 1} *
+                       std::min<int64_t>(common, groups.shared[g]);
+  out.common = static_cast<int32_t>(common);
+  out.window_left = static_cast<int32_t>(window - 1 - common * bs);
+  return out.saved_pages >= kCascadeMinSavedPages && 4 * out.saved_pages >= window_pages;
+}
+
+void window_cascade_tables(const StepTables& step, const CascadeGroups& groups,
+                           const WindowCascade& plan, PageTable& prefix, PageTable& suffix) {
+  prefix.clear();
+  suffix.clear();
+  const int32_t bs = step.block_size;
+  for (int32_t g = 0; g < groups.num_groups(); ++g) {
+    const int32_t a = groups.first[g], shared = groups.shared[g];
+    const int32_t common = std::min(plan.common, shared);
+    const int32_t before = shared - common;  // the prefix request starts at this page
+    prefix.add(groups.first[g + 1] - a, step.pages + step.page_start[a] + before, common,
+               common * bs, bs);
+    for (int32_t s = a; s < groups.first[g + 1]; ++s) {
+      const int32_t* pages = step.pages + step.page_start[s];
+      const int32_t first = pages_before_window(step, s, plan.window);
+      suffix.add(1, pages + first, before - first, pages + shared, step.page_count(s) - shared,
+                 (before - first) * bs + step.seq_lens[s] - shared * bs, bs);
+    }
   }
 }
 

@@ -407,7 +407,8 @@ TEST_P(AttentionTest, SlidingWindow) {
 
 // 25 sequences sharing a 300-page prefix (the same block ids) plus their own pages, then three
 // sequences of their own: the cascade against the reference and against the plain path; the
-// windowed layer of the same step does not take the cascade.
+// windowed layer of the same step does not take the cascade (a window of 64 tokens cannot hold
+// kCascadeMinSharedPages common pages beside the sequences' own tokens).
 TEST_P(AttentionTest, Cascade) {
   constexpr int32_t kWindow = 64;
   Pool pool(shape(), 16, 1600, rng_);
@@ -433,6 +434,104 @@ TEST_P(AttentionTest, Cascade) {
   plain->plan(step.batch(), nullptr);
   EXPECT_EQ(plain->planned().find("cascade"), std::string::npos) << plain->planned();
   expect_close(with, run_layer(*plain, shape(), pool, q, step.rows(), 0), "cascade vs plain");
+}
+
+// `rows` decode sequences sharing `prefix`, each with 1 .. max_own tokens of its own after it
+// (pages from the pool): max_own for the first, 1 for the second, random for the others.
+void add_sharers(Step& step, Pool& pool, const std::vector<int32_t>& prefix, int32_t rows,
+                 int32_t max_own, std::mt19937& rng) {
+  std::uniform_int_distribution<int32_t> own_dist(1, max_own);
+  const int32_t shared_tokens = static_cast<int32_t>(prefix.size()) * 16;
+  for (int32_t r = 0; r < rows; ++r) {
+    const int32_t len = shared_tokens + (r == 0 ? max_own : r == 1 ? 1 : own_dist(rng));
+    std::vector<int32_t> pages = prefix;
+    const std::vector<int32_t> mine =
+        pool.take(pool.pages_for(len) - pool.pages_for(shared_tokens));
+    pages.insert(pages.end(), mine.begin(), mine.end());
+    step.add(len, 1, pages);
+  }
+}
+
+// The windowed layer of a planned decode step against the reference and against a backend with
+// the cascade off. common > 0: the windowed layer must have taken the cascade with that many
+// common pages; 0: it must not have.
+void expect_windowed(AttentionBackend& backend, const Shape& shape, const Pool& pool,
+                     const Step& step, const Queries& q, int32_t window, int32_t common,
+                     const std::string& what) {
+  backend.plan(step.batch(), nullptr);
+  const std::string plan = backend.planned();
+  const std::size_t at = plan.find("windowed: cascade");
+  EXPECT_EQ(at != std::string::npos, common > 0) << what << ": " << plan;
+  if (common > 0 && at != std::string::npos)
+    EXPECT_NE(plan.find(", " + std::to_string(common) + " common pages", at), std::string::npos)
+        << what << ": " << plan;
+  const std::vector<float> got = run_layer(backend, shape, pool, q, step.rows(), window);
+  expect_close(got, reference(shape, pool, step, q, window), what + " [" + plan + "]");
+  AttentionConfig plain_config = config_for(shape, 16, window);
+  plain_config.cascade = false;
+  auto plain = make_attention_backend(plain_config);
+  plain->plan(step.batch(), nullptr);
+  ASSERT_EQ(plain->planned().find("cascade"), std::string::npos) << plain->planned();
+  expect_close(got, run_layer(*plain, shape, pool, q, step.rows(), window),
+               what + " vs the cascade off");
+}
+
+// Windowed layers over shared prefixes (block 16). 25 sequences sharing 300 pages with 1 to 48
+// tokens of their own (1 to 3 pages), a short sequence of its own (all in every window) and a
+// long one: window 1000 takes the cascade (D = 300 - ceil((4800 + 48 - 1000) / 16) = 59 common
+// pages, a suffix window of 56 tokens), as does the full layer of the same plan; window 100 does
+// not (D = 300 - ceil((4848 - 100) / 16) = 3 < kCascadeMinSharedPages). Then two groups of 40
+// sequences (200 and 300 shared pages, 1 to 36 own tokens) and the short one: window 100 takes
+// it with D = 4 (a suffix window of 36 tokens), window 1000 with D = 60.
+TEST_P(AttentionTest, WindowedCascade) {
+  Pool pool(shape(), 16, 1300, rng_);
+  Step one_group;
+  add_sharers(one_group, pool, pool.take(300), 25, 48, rng_);
+  one_group.add(40, 1, pool.take(3));
+  one_group.add(700, 1, pool.take(44));
+  const Queries q1 = random_queries(shape(), one_group.rows(), rng_);
+  auto w1000 = make_attention_backend(config_for(shape(), 16, 1000));
+  expect_windowed(*w1000, shape(), pool, one_group, q1, 1000, 59, "one group, window 1000");
+  EXPECT_NE(w1000->planned().find("full: cascade (3 groups"), std::string::npos)
+      << w1000->planned();
+  expect_close(run_layer(*w1000, shape(), pool, q1, one_group.rows(), 0),
+               reference(shape(), pool, one_group, q1, 0),
+               "one group, full layer after the windowed one [" + w1000->planned() + "]");
+  auto w100 = make_attention_backend(config_for(shape(), 16, 100));
+  expect_windowed(*w100, shape(), pool, one_group, q1, 100, 0, "one group, window 100");
+
+  Step two_groups;
+  add_sharers(two_groups, pool, pool.take(200), 40, 36, rng_);
+  add_sharers(two_groups, pool, pool.take(300), 40, 36, rng_);
+  two_groups.add(40, 1, pool.take(3));
+  const Queries q2 = random_queries(shape(), two_groups.rows(), rng_);
+  expect_windowed(*w100, shape(), pool, two_groups, q2, 100, 4, "two groups, window 100");
+  expect_windowed(*w1000, shape(), pool, two_groups, q2, 1000, 60, "two groups, window 1000");
+}
+
+// 40 sequences sharing 20 pages (1 to 36 own tokens) beside 4 long sequences of their own
+// (600 pages each): the full layers' cascade saves 39 * 20 = 780 of at least 40 * 21 + 2400 page
+// reads, less than a quarter, but the windowed layers' (window 100, D = 4) saves 156 of about 350.
+// The windowed layer takes it alone; the full layer then runs the plain plan, not padded for the
+// graph the step asked for (a windowed-cascade step is not graph-ready).
+TEST_P(AttentionTest, WindowedCascadeWithoutFullCascade) {
+  constexpr int32_t kWindow = 100;
+  Pool pool(shape(), 16, 1200, rng_);
+  Step step;
+  add_sharers(step, pool, pool.take(20), 40, 36, rng_);
+  for (int32_t s = 0; s < 4; ++s) step.add(600 * 16 - 5 * s, 1, pool.draw(600, rng_));
+  const Queries q = random_queries(shape(), step.rows(), rng_);
+  auto backend = make_attention_backend(config_for(shape(), 16, kWindow));
+  backend->plan(step.batch(64), nullptr);
+  const std::string plan = backend->planned();
+  EXPECT_FALSE(backend->graph_ready()) << plan;
+  EXPECT_EQ(plan.find("full: cascade"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("for a graph"), std::string::npos) << plan;
+  EXPECT_NE(plan.find("windowed: cascade (5 groups, 4 common pages"), std::string::npos) << plan;
+  expect_close(run_layer(*backend, shape(), pool, q, step.rows(), kWindow),
+               reference(shape(), pool, step, q, kWindow), "windowed [" + plan + "]");
+  expect_close(run_layer(*backend, shape(), pool, q, step.rows(), 0),
+               reference(shape(), pool, step, q, 0), "full [" + plan + "]");
 }
 
 // A decode step captured into a CUDA graph (full and windowed layer), re-planned for other
@@ -599,6 +698,214 @@ TEST(AttentionTablesTest, CascadeNotTakenWhenItDoesNotPay) {
   prefill.add(16 * 30, 2, iota_pages(0, 30));
   prefill.add(16 * 30, 1, iota_pages(0, 30));
   EXPECT_FALSE(find_cascade_groups(prefill.tables(16), g));
+}
+
+// A sequence of `len` tokens: `shared` followed by pages of its own from `next_id` on.
+void add_sharer(Step& step, const std::vector<int32_t>& shared, int32_t len, int32_t block_size,
+                int32_t& next_id) {
+  std::vector<int32_t> pages = shared;
+  const int32_t own = (len + block_size - 1) / block_size - static_cast<int32_t>(shared.size());
+  const std::vector<int32_t> mine = iota_pages(next_id, own);
+  next_id += own;
+  pages.insert(pages.end(), mine.begin(), mine.end());
+  step.add(len, 1, pages);
+}
+
+std::vector<int32_t> slice(const std::vector<int32_t>& v, int32_t from, int32_t to) {
+  return std::vector<int32_t>(v.begin() + from, v.begin() + to);
+}
+
+// Group A: 4 sequences sharing 100 pages, windows starting at 605, 617, 648, 601 (page 37, 38,
+// 40, 37); group B: 2 short sequences (all in the window) sharing 10 pages; C: a short sequence
+// of its own (3 pages); E: a long one of its own (75 pages, window from 200). Window 1000,
+// block 16. D = min over sequences of S_g + floor((1000 - L) / 16): 62, 61, 59, 62 (A), 61, 62
+// (B), 62 (C), 61 (E) -> 59; the suffix window is 1000 - 59 * 16 = 56 tokens.
+TEST(AttentionTablesTest, WindowCascadeTablesExact) {
+  constexpr int32_t kBlock = 16, kWindow = 1000;
+  Step step;
+  int32_t next_id = 5000;
+  for (int32_t len : {1605, 1617, 1648, 1601})
+    add_sharer(step, iota_pages(1000, 100), len, 16, next_id);
+  for (int32_t len : {180, 167}) add_sharer(step, iota_pages(2000, 10), len, 16, next_id);
+  step.add(40, 1, iota_pages(3000, 3));
+  step.add(1200, 1, iota_pages(4000, 75));
+  const StepTables tables = step.tables(kBlock);
+  CascadeGroups g;
+  ASSERT_TRUE(find_cascade_groups(tables, g));
+  ASSERT_EQ(g.first, (std::vector<int32_t>{0, 4, 6, 7, 8}));
+  ASSERT_EQ(g.shared, (std::vector<int32_t>{100, 10, 2, 74}));
+  WindowCascade plan;
+  ASSERT_TRUE(find_window_cascade(tables, g, kWindow, plan));
+  EXPECT_EQ(plan.common, 59);
+  EXPECT_EQ(plan.window_left, 55);
+  // Saved: 3 * 59 (A) + 1 * 10 (B, all its 10 shared pages); plain windowed pages:
+  // 64 + 64 + 63 + 64 + 12 + 11 + 3 + 63 = 344 <= 4 * 187.
+  EXPECT_EQ(plan.saved_pages, 187);
+  PageTable prefix, suffix;
+  window_cascade_tables(tables, g, plan, prefix, suffix);
+  // Prefixes: A's shared pages [41, 100), B's and C's all, E's [15, 74).
+  EXPECT_EQ(prefix.q_indptr, (std::vector<int32_t>{0, 4, 6, 7, 8}));
+  EXPECT_EQ(prefix.kv_indptr, (std::vector<int32_t>{0, 59, 69, 71, 130}));
+  EXPECT_EQ(slice(prefix.indices, 0, 59), iota_pages(1041, 59));
+  EXPECT_EQ(slice(prefix.indices, 59, 69), iota_pages(2000, 10));
+  EXPECT_EQ(slice(prefix.indices, 69, 71), iota_pages(3000, 2));
+  EXPECT_EQ(slice(prefix.indices, 71, 130), iota_pages(4015, 59));
+  EXPECT_EQ(prefix.kv_len, (std::vector<int32_t>{944, 160, 32, 944}));
+  EXPECT_EQ(prefix.last_page_len, (std::vector<int32_t>{16, 16, 16, 16}));
+  // Suffixes: the window's first pages before the prefix, then the pages after the shared ones.
+  const std::vector<std::vector<int32_t>> want = {{1037, 1038, 1039, 1040, 5000},
+                                                  {1038, 1039, 1040, 5001, 5002},
+                                                  {1040, 5003, 5004, 5005},
+                                                  {1037, 1038, 1039, 1040, 5006},
+                                                  {5007, 5008},
+                                                  {5009},
+                                                  {3002},
+                                                  {4012, 4013, 4014, 4074}};
+  ASSERT_EQ(suffix.num_requests(), 8);
+  for (int32_t s = 0; s < 8; ++s)
+    EXPECT_EQ(slice(suffix.indices, suffix.kv_indptr[s], suffix.kv_indptr[s + 1]),
+              want[static_cast<std::size_t>(s)])
+        << "sequence " << s;
+  // The kernel keeps the last 56 of each: 69 - 56 = 13 tokens dropped from page 37 for a window
+  // from 605 = 37 * 16 + 13, and so on; B, C and E's ends fit whole.
+  EXPECT_EQ(suffix.kv_len, (std::vector<int32_t>{69, 65, 64, 65, 20, 7, 8, 64}));
+  EXPECT_EQ(suffix.last_page_len, (std::vector<int32_t>{5, 1, 16, 1, 4, 7, 8, 16}));
+  EXPECT_EQ(suffix.q_indptr, iota_pages(0, 9));
+}
+
+// The positions a decode row attends through the windowed cascade's two launches, as FlashInfer's
+// masks select them (the prefix request whole; of the suffix request, the tokens t with
+// t + 1 + window_left >= kv_len), mapped back through the row's own page list (ids unique).
+std::vector<int32_t> cascade_positions(const Step& step, int32_t s, int32_t group,
+                                       const PageTable& prefix, const PageTable& suffix,
+                                       int32_t window_left, int32_t block_size) {
+  const std::vector<int32_t> mine = slice(step.pages, step.page_start[s], step.page_start[s + 1]);
+  std::vector<int32_t> out;
+  const auto take = [&](const PageTable& t, int32_t request, int32_t first_token) {
+    for (int32_t tok = first_token; tok < t.kv_len[request]; ++tok) {
+      const int32_t page = t.indices[t.kv_indptr[request] + tok / block_size];
+      const auto at = std::find(mine.begin(), mine.end(), page);
+      if (at == mine.end()) {
+        out.push_back(-1);  // a page not the row's
+        continue;
+      }
+      out.push_back(static_cast<int32_t>(at - mine.begin()) * block_size + tok % block_size);
+    }
+  };
+  take(prefix, group, 0);
+  take(suffix, s, std::max(0, suffix.kv_len[s] - (window_left + 1)));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Random steps of groups (long and short sequences, groups of one), windows and block sizes:
+// wherever the windowed cascade is taken, every row attends exactly its window's positions, each
+// once, and the prefix requests cover only full pages.
+TEST(AttentionTablesTest, WindowCascadeAttendsExactlyTheWindow) {
+  std::mt19937 rng(7);
+  int32_t taken = 0, with_short_groups = 0;
+  for (int32_t trial = 0; trial < 300; ++trial) {
+    const int32_t block = trial % 3 == 0 ? 32 : 16;
+    const int32_t window = std::array<int32_t, 4>{64, 100, 1000, 4096}[trial % 4];
+    Step step;
+    int32_t next_id = 100000;
+    const int32_t groups = 1 + static_cast<int32_t>(rng() % 4);
+    bool short_group = false;
+    for (int32_t gi = 0; gi < groups; ++gi) {
+      const int32_t shared = 4 + static_cast<int32_t>(rng() % 300);
+      const std::vector<int32_t> pages = iota_pages(next_id, shared);
+      next_id += shared;
+      const int32_t rows = 1 + static_cast<int32_t>(rng() % 30);
+      const int32_t max_own = 1 + static_cast<int32_t>(rng() % (3 * block));
+      short_group = short_group || (shared + 3) * block <= window;
+      for (int32_t r = 0; r < rows; ++r)
+        add_sharer(step, pages, shared * block + 1 + static_cast<int32_t>(rng() % max_own), block,
+                   next_id);
+    }
+    const StepTables tables = step.tables(block);
+    CascadeGroups g;
+    (void)find_cascade_groups(tables, g);
+    ASSERT_GT(g.num_groups(), 0);
+    WindowCascade plan;
+    if (!find_window_cascade(tables, g, window, plan)) continue;
+    ++taken;
+    with_short_groups += short_group ? 1 : 0;
+    ASSERT_GE(plan.window_left, 0);
+    EXPECT_EQ(plan.window_left, window - 1 - plan.common * block);
+    PageTable prefix, suffix;
+    window_cascade_tables(tables, g, plan, prefix, suffix);
+    ASSERT_EQ(suffix.num_requests(), step.num_seqs());
+    for (int32_t gi = 0; gi < g.num_groups(); ++gi) {
+      EXPECT_EQ(prefix.kv_len[gi], (prefix.kv_indptr[gi + 1] - prefix.kv_indptr[gi]) * block);
+      for (int32_t s = g.first[gi]; s < g.first[gi + 1]; ++s) {
+        const int32_t len = step.seq_lens[s];
+        std::vector<int32_t> want(static_cast<std::size_t>(std::min(len, window)));
+        std::iota(want.begin(), want.end(), std::max(0, len - window));
+        ASSERT_EQ(cascade_positions(step, s, gi, prefix, suffix, plan.window_left, block), want)
+            << "trial " << trial << ", sequence " << s << " of length " << len << ", window "
+            << window << ", block " << block << ", D " << plan.common;
+      }
+    }
+  }
+  EXPECT_GT(taken, 100);             // the property was checked on many steps...
+  EXPECT_GT(with_short_groups, 10);  // ...some with groups entirely inside the window
+}
+
+// Long sequences of their own weigh on the full layers' verdict (all their pages) but not on the
+// windowed layers' (their windows only): each layer kind decides for itself.
+TEST(AttentionTablesTest, WindowCascadeTakenWhereTheFullOneIsNot) {
+  Step step;
+  int32_t next_id = 1000;
+  for (int32_t s = 0; s < 40; ++s) add_sharer(step, iota_pages(0, 20), 320 + 36, 16, next_id);
+  for (int32_t s = 0; s < 4; ++s) step.add(600 * 16, 1, iota_pages(10000 + 1000 * s, 600));
+  CascadeGroups g;
+  // 39 * 20 = 780 pages saved of 40 * 23 + 4 * 600 = 3320.
+  EXPECT_FALSE(find_cascade_groups(step.tables(16), g));
+  EXPECT_EQ(g.saved_pages, 780);
+  // Window 100: D = 20 - ceil((356 - 100) / 16) = 4; 39 * 4 = 156 saved of 40 * 7 + 4 * 7 = 308.
+  WindowCascade plan;
+  EXPECT_TRUE(find_window_cascade(step.tables(16), g, 100, plan));
+  EXPECT_EQ(plan.common, 4);
+  EXPECT_EQ(plan.saved_pages, 156);
+}
+
+TEST(AttentionTablesTest, WindowCascadeNotTakenWhenItDoesNotPay) {
+  const std::vector<int32_t> shared = iota_pages(0, 100);
+  int32_t next_id = 1000;
+  // 40 sequences with 50 tokens after the shared pages, window 100: D = floor(50 / 16) = 3 < 4.
+  Step wide_own;
+  for (int32_t s = 0; s < 40; ++s) add_sharer(wide_own, shared, 1600 + 50, 16, next_id);
+  CascadeGroups g;
+  WindowCascade plan;
+  ASSERT_TRUE(find_cascade_groups(wide_own.tables(16), g));  // the full layers' does pay
+  EXPECT_FALSE(find_window_cascade(wide_own.tables(16), g, 100, plan));
+  // With 36 tokens of their own, D = 4 and 39 * 4 = 156 pages saved of 40 * 7 = 280: taken.
+  Step narrow_own;
+  for (int32_t s = 0; s < 40; ++s) add_sharer(narrow_own, shared, 1600 + 36, 16, next_id);
+  ASSERT_TRUE(find_cascade_groups(narrow_own.tables(16), g));
+  EXPECT_TRUE(find_window_cascade(narrow_own.tables(16), g, 100, plan));
+  EXPECT_EQ(plan.common, 4);
+  EXPECT_EQ(plan.saved_pages, 39 * 4);
+  EXPECT_FALSE(find_window_cascade(narrow_own.tables(16), g, 0, plan));  // no window
+  // 3 sequences, window 1000: D = 62 but 2 * 62 = 124 pages saved < kCascadeMinSavedPages.
+  Step few;
+  for (int32_t s = 0; s < 3; ++s) add_sharer(few, shared, 1600 + 1, 16, next_id);
+  (void)find_cascade_groups(few.tables(16), g);
+  ASSERT_EQ(g.num_groups(), 1);
+  EXPECT_FALSE(find_window_cascade(few.tables(16), g, 1000, plan));
+  // Nothing shared: groups of one save nothing.
+  Step apart;
+  for (int32_t s = 0; s < 20; ++s) apart.add(16 * 30, 1, iota_pages(10000 + 100 * s, 30));
+  EXPECT_FALSE(find_cascade_groups(apart.tables(16), g));
+  ASSERT_EQ(g.num_groups(), 20);
+  EXPECT_FALSE(find_window_cascade(apart.tables(16), g, 1000, plan));
+  // Not a decode step: no groups at all.
+  Step prefill;
+  prefill.add(16 * 30, 2, iota_pages(0, 30));
+  prefill.add(16 * 30, 1, iota_pages(0, 30));
+  EXPECT_FALSE(find_cascade_groups(prefill.tables(16), g));
+  EXPECT_EQ(g.num_groups(), 0);
+  EXPECT_FALSE(find_window_cascade(prefill.tables(16), g, 1000, plan));
 }
 
 TEST(AttentionTablesTest, CheckStepNamesTheBadSequence) {

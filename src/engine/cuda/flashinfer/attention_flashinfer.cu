@@ -6,10 +6,12 @@
 //                             length is >= kFa3MinMeanRows), else FA2 paged prefill; causal
 //   decode step, group > 1 -> tensor-core decode: the FA2 prefill kernel, one row per sequence
 //   decode step, group = 1 -> decode on CUDA cores
-//   decode step sharing    -> full-attention layers: cascade = FA2 prefill without mask of each
-//   leading pages             group's rows over its shared pages, decode (as above) of every
-//                             sequence over the rest, MergeState; windowed layers as above
-// Windowed layers read their own table (no pages outside the window) with window_left set.
+//   decode step sharing    -> cascade = FA2 prefill without mask of each group's rows over its
+//   leading pages             shared pages, decode (as above) of every sequence over the rest,
+//                             MergeState. Full-attention layers: all the shared pages; windowed
+//                             layers: the last D shared pages of each group, the suffix decode
+//                             under a window shortened by D pages (WindowCascade), when it pays
+// Windowed layers read their own tables (no pages outside the window) with window_left set.
 #include <flashinfer/attention/cascade.cuh>
 
 #include <algorithm>
@@ -292,7 +294,7 @@ class FlashInferAttention final : public AttentionBackend {
   std::string planned() const override { return planned_; }
 
  private:
-  enum SlotId { kFull, kWindowed, kPrefix, kSuffix, kSlotCount };
+  enum SlotId { kFull, kWindowed, kPrefix, kSuffix, kWindowPrefix, kWindowSuffix, kSlotCount };
 
   void check_batch(const AttentionBatch& batch) const;
   Kernel step_kernel(const AttentionBatch& batch) const;
@@ -300,6 +302,8 @@ class FlashInferAttention final : public AttentionBackend {
   void prepare_step(const AttentionBatch& batch, const StepTables& step, cudaStream_t stream);
   void prepare(Slot& slot, Kernel kernel, MaskMode mask, int32_t window_left, bool graph,
                cudaStream_t stream);
+  void prepare_cascade(SlotId prefix, SlotId suffix, int32_t suffix_window_left,
+                       cudaStream_t stream);
   void stage(Slot& slot, cudaStream_t stream);
   void schedule(Slot& slot, cudaStream_t stream);
   void schedule_fa2(Slot& slot, cudaStream_t stream);
@@ -310,7 +314,8 @@ class FlashInferAttention final : public AttentionBackend {
   void launch_decode(const Slot& slot, const LayerIo& io, DType* out, float* lse,
                      cudaStream_t stream);
   void launch_fa3(const Slot& slot, const LayerIo& io, DType* out, cudaStream_t stream);
-  void run_cascade(const LayerIo& io, DType* out, cudaStream_t stream);
+  void run_cascade(SlotId prefix, SlotId suffix, const LayerIo& io, DType* out,
+                   cudaStream_t stream);
   flashinfer::paged_kv_t<DType, int32_t> paged_kv(const Slot& slot, const LayerIo& io) const;
   // The fields FA2's prefill and decode parameter structs share: this layer's tensors, the
   // slot's table and window, the softmax scale (no soft cap, no RoPE in the kernels).
@@ -351,13 +356,16 @@ class FlashInferAttention final : public AttentionBackend {
   Buffer<false> float_ws_;
   Buffer<false> tables_;
   Buffer<true> tables_host_;
+  // Both cascades' partial results (the layers run one after another on one stream).
   Buffer<false> cascade_out_;  // [2][max_seqs][n_head][head_dim] bf16: prefix, suffix
   Buffer<false> cascade_lse_;  // [2][max_seqs][n_head] f32
   std::array<Slot, kSlotCount> slots_;
   cudaEvent_t uploaded_ = nullptr;
   CascadeGroups groups_;
+  WindowCascade window_cascade_;
   bool planned_once_ = false;
-  bool cascade_ = false;
+  bool cascade_ = false;           // the full-attention layers take the cascade
+  bool windowed_cascade_ = false;  // the windowed layers do
   bool graph_ready_ = false;
   std::string planned_;
 };
@@ -385,7 +393,12 @@ FlashInferAttention::FlashInferAttention(const AttentionConfig& config) : config
   const std::size_t table_bytes = 4 * static_cast<std::size_t>(sizes_.table_ints) * kSlotCount;
   tables_ = Buffer<false>(table_bytes, "the attention page tables");
   tables_host_ = Buffer<true>(table_bytes, "the attention page tables (pinned staging)");
-  const char* names[kSlotCount] = {"full", "windowed", "cascade prefix", "cascade suffix"};
+  const char* names[kSlotCount] = {"full",
+                                   "windowed",
+                                   "cascade prefix",
+                                   "cascade suffix",
+                                   "windowed cascade prefix",
+                                   "windowed cascade suffix"};
   for (int i = 0; i < kSlotCount; ++i) {
     Slot& slot = slots_[static_cast<std::size_t>(i)];
     slot.name = names[i];
@@ -473,24 +486,39 @@ void FlashInferAttention::plan(const AttentionBatch& batch, cudaStream_t stream)
 
 void FlashInferAttention::prepare_step(const AttentionBatch& batch, const StepTables& step,
                                        cudaStream_t stream) {
-  cascade_ = batch.decode_only && config_.cascade && find_cascade_groups(step, groups_);
-  const int32_t pad_to = cascade_ ? 0 : batch.graph_seqs;
+  // One grouping serves both layer kinds; each takes the cascade when it pays for it.
+  const bool grouped = batch.decode_only && config_.cascade;
+  cascade_ = grouped && find_cascade_groups(step, groups_);
+  windowed_cascade_ = grouped && config_.window > 0 &&
+                      find_window_cascade(step, groups_, config_.window, window_cascade_);
+  const int32_t pad_to = cascade_ || windowed_cascade_ ? 0 : batch.graph_seqs;
   const bool graph = pad_to > 0;
   for (Slot& slot : slots_) slot.kernel = Kernel::kNone;
   if (cascade_) {
     cascade_tables(step, groups_, slots_[kPrefix].table, slots_[kSuffix].table);
-    prepare(slots_[kPrefix], Kernel::kFa2Prefill, MaskMode::kNone, -1, false, stream);
-    prepare(slots_[kSuffix], decode_kernel(), MaskMode::kCausal, -1, false, stream);
+    prepare_cascade(kPrefix, kSuffix, -1, stream);
   } else {
     step_table(step, pad_to, slots_[kFull].table);
     prepare(slots_[kFull], step_kernel(batch), MaskMode::kCausal, -1, graph, stream);
   }
-  if (config_.window > 0) {
+  if (windowed_cascade_) {
+    window_cascade_tables(step, groups_, window_cascade_, slots_[kWindowPrefix].table,
+                          slots_[kWindowSuffix].table);
+    prepare_cascade(kWindowPrefix, kWindowSuffix, window_cascade_.window_left, stream);
+  } else if (config_.window > 0) {
     window_table(step, config_.window, pad_to, slots_[kWindowed].table);
     prepare(slots_[kWindowed], step_kernel(batch), MaskMode::kCausal, config_.window - 1, graph,
             stream);
   }
   graph_ready_ = graph;
+}
+
+// The prefix launch attends its pages without a mask (all of them precede every row's query);
+// the suffix launch is a decode, causal, within suffix_window_left (-1: no window).
+void FlashInferAttention::prepare_cascade(SlotId prefix, SlotId suffix, int32_t suffix_window_left,
+                                          cudaStream_t stream) {
+  prepare(slots_[prefix], Kernel::kFa2Prefill, MaskMode::kNone, -1, false, stream);
+  prepare(slots_[suffix], decode_kernel(), MaskMode::kCausal, suffix_window_left, false, stream);
 }
 
 void FlashInferAttention::prepare(Slot& slot, Kernel kernel, MaskMode mask, int32_t window_left,
@@ -591,13 +619,24 @@ void FlashInferAttention::describe_plan() {
     if (s.graph) text += " for a graph";
     return text;
   };
+  const auto cascade_text = [&](SlotId prefix, SlotId suffix, const std::string& what) {
+    return "cascade (" + std::to_string(groups_.num_groups()) + " groups, " + what + "): prefix " +
+           slot_text(slots_[prefix]) + ", suffix " + slot_text(slots_[suffix]);
+  };
   if (cascade_)
-    planned_ = "full: cascade (" + std::to_string(groups_.num_groups()) + " groups, " +
-               std::to_string(groups_.saved_pages) + " pages saved): prefix " +
-               slot_text(slots_[kPrefix]) + ", suffix " + slot_text(slots_[kSuffix]);
+    planned_ = "full: " +
+               cascade_text(kPrefix, kSuffix, std::to_string(groups_.saved_pages) + " pages saved");
   else
     planned_ = "full: " + slot_text(slots_[kFull]);
-  if (config_.window > 0) planned_ += "; windowed: " + slot_text(slots_[kWindowed]);
+  if (windowed_cascade_)
+    planned_ +=
+        "; windowed: " + cascade_text(kWindowPrefix, kWindowSuffix,
+                                      std::to_string(window_cascade_.common) + " common pages, " +
+                                          std::to_string(window_cascade_.saved_pages) +
+                                          " pages saved, suffix window_left " +
+                                          std::to_string(window_cascade_.window_left));
+  else if (config_.window > 0)
+    planned_ += "; windowed: " + slot_text(slots_[kWindowed]);
 }
 
 void FlashInferAttention::check_layer(const LayerIo& io, const void* out, int32_t window) const {
@@ -619,25 +658,28 @@ void FlashInferAttention::run(const __nv_bfloat16* q, int64_t q_row_stride,
                               int32_t window, __nv_bfloat16* out, cudaStream_t stream) {
   const LayerIo io{q, q_row_stride, k_cache, v_cache};
   check_layer(io, out, window);
-  if (window > 0)
+  if (window > 0 && windowed_cascade_)
+    run_cascade(kWindowPrefix, kWindowSuffix, io, out, stream);
+  else if (window > 0)
     launch(slots_[kWindowed], io, out, nullptr, stream);
   else if (cascade_)
-    run_cascade(io, out, stream);
+    run_cascade(kPrefix, kSuffix, io, out, stream);
   else
     launch(slots_[kFull], io, out, nullptr, stream);
 }
 
 // Shared prefixes once per group, each sequence's own pages, then the two partial results merged
 // by their log-sum-exps.
-void FlashInferAttention::run_cascade(const LayerIo& io, DType* out, cudaStream_t stream) {
+void FlashInferAttention::run_cascade(SlotId prefix, SlotId suffix, const LayerIo& io, DType* out,
+                                      cudaStream_t stream) {
   const std::size_t rows = static_cast<std::size_t>(config_.max_seqs) * config_.n_head;
   DType* o_prefix = static_cast<DType*>(cascade_out_.get());
   DType* o_suffix = o_prefix + rows * config_.head_dim;
   float* lse_prefix = static_cast<float*>(cascade_lse_.get());
   float* lse_suffix = lse_prefix + rows;
-  launch(slots_[kPrefix], io, o_prefix, lse_prefix, stream);
-  launch(slots_[kSuffix], io, o_suffix, lse_suffix, stream);
-  const uint32_t n = static_cast<uint32_t>(slots_[kSuffix].table.num_rows());
+  launch(slots_[prefix], io, o_prefix, lse_prefix, stream);
+  launch(slots_[suffix], io, o_suffix, lse_suffix, stream);
+  const uint32_t n = static_cast<uint32_t>(slots_[suffix].table.num_rows());
   guarded("MergeState", "cascade", [&] {
     return flashinfer::MergeState(
         o_prefix, lse_prefix, o_suffix, lse_suffix, out, static_cast<float*>(nullptr), n,
