@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "attention.cuh"
-#include "flowrank/common/clock.hpp"
 #include "cuda_weights.cuh"
 #include "device_memory.cuh"
+#include "flowrank/common/clock.hpp"
 #include "flowrank/engine/cuda/cuda_model_runner.hpp"
 #include "gemm.cuh"
 #include "kernels.cuh"
@@ -433,7 +433,8 @@ void CudaModelRunner::launch(const StepBatch& batch) {
   if (batch.num_tokens() > 0) {
     const auto planned = Clock::now();
     const bool replay = plan_attention(batch, bucket);
-    if (profile_) profile_->add_host("host: attention plan", seconds_between(planned, Clock::now()));
+    if (profile_)
+      profile_->add_host("host: attention plan", seconds_between(planned, Clock::now()));
     if (replay) {
       graphs_->replay(bucket, stream_);
     } else {
