@@ -42,7 +42,7 @@ def read_report(path):
                     fail(f"{path}: /{name} has no column '{column}'")
             tables[name] = data
         title = text(f.attrs.get("job_name", "")) or path
-        # Report format 2: every rank, also one that recorded nothing (lost before its first phase).
+        # Report format 2 and later: every rank, also one that recorded nothing (lost before its first phase).
         ranks = {}
         if "ranks" in f and isinstance(f["ranks"], h5py.Dataset):
             for r in f["ranks"][()]:

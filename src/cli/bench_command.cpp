@@ -104,19 +104,26 @@ BenchRow prefill_row(engine::Engine& eng, int32_t batch, int32_t pp, uint64_t& n
   return {"pp" + std::to_string(pp), batch, tokens, seconds_between(start, Clock::now())};
 }
 
-// Decode rate: tokens after the first, from the first sampled token to the last finish.
+// Decode rate in the steady state, as llama-batched-bench measures it: from the first step in
+// which all `batch` sequences decode together (every prefill done) to the last finish, counting
+// the tokens computed in those steps. Earlier steps mix other sequences' prefill chunks in.
 BenchRow decode_row(engine::Engine& eng, int32_t batch, int32_t tg, int32_t context,
                     uint64_t& next_id, int& salt) {
   for (int b = 0; b < batch; ++b) submit(eng, next_id, filler_text(eng, context, salt++), tg);
-  Clock::time_point first = Clock::time_point::max(), last{};
+  std::optional<Clock::time_point> start;
   int64_t tokens = 0;
-  for (auto& c : drain(eng)) {
-    first = std::min(first, c.timing.first_token);
-    last = std::max(last, c.timing.finished);
-    tokens += c.decode_tokens - 1;
+  Clock::time_point end{};
+  while (eng.has_work()) {
+    const int64_t before = eng.stats().computed_tokens;
+    const auto step_start = Clock::now();
+    eng.step();
+    end = Clock::now();
+    const int64_t computed = eng.stats().computed_tokens - before;
+    if (!start && computed == batch) start = step_start;
+    if (start) tokens += computed;
   }
   const std::string ctx = context == 16 ? "" : "@c" + std::to_string(context);
-  return {"tg" + std::to_string(tg) + ctx, batch, tokens, seconds_between(first, last)};
+  return {"tg" + std::to_string(tg) + ctx, batch, tokens, start ? seconds_between(*start, end) : 0};
 }
 
 struct OfflineResult {

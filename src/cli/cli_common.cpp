@@ -76,6 +76,15 @@ std::vector<engine::Completion> drain(engine::Engine& eng) {
   return all;
 }
 
+void print_expansion_warnings(const flow::JobSpec& job, const flow::ExpansionResult& expansion) {
+  for (const flow::SkippedFixture& k : expansion.job.fixture_skipped)
+    std::fprintf(stderr, "flowrank: warning: %s: skipped by fixture_rules \"%s\" (%s)\n",
+                 (job.fixtures / k.path).c_str(), flow::fixture_rules_name(job.fixture_rules),
+                 k.reason.c_str());
+  if (expansion.warning)
+    std::fprintf(stderr, "flowrank: warning: %s\n", expansion.warning->c_str());
+}
+
 int guarded(const std::function<int()>& body) {
   try {
     return body();

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "flowrank/engine/engine.hpp"
+#include "flowrank/flow/expand.hpp"
 #include "flowrank/flow/job.hpp"
 
 namespace flowrank::cli {
@@ -34,6 +35,9 @@ engine::EngineOptions model_engine_options(const std::string& model, const std::
 
 // Runs the engine until every submitted request finished.
 std::vector<engine::Completion> drain(engine::Engine& eng);
+
+// One warning line on stderr per fixture entry the job's rules left out, and the cache warning.
+void print_expansion_warnings(const flow::JobSpec& job, const flow::ExpansionResult& expansion);
 
 // Runs `body`, mapping errors to one line on stderr and an exit code: 2 for bad input, 1 for
 // anything else (out of memory, I/O, internal).

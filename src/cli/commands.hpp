@@ -20,6 +20,8 @@ struct RunArgs {
   bool resume = false;                 // skip steps journaled by an earlier run of the same job
   std::optional<std::string> journal;  // journal directory (default <report>.journal)
   double grace_s = 30;                 // after SIGTERM: seconds for in-flight steps to finish
+  bool seed_log = false;               // print the seed harness's log lines live, on its streams
+  std::string energy = "auto";         // auto (GPU engine only) | on | off
   EngineFlags engine;
 };
 int run_command(const RunArgs& args);
@@ -30,6 +32,9 @@ struct ExpandArgs {
   std::optional<int64_t> workflows;
   bool explain = false;
   bool no_cache = false;
+  std::optional<std::string> dump_dir;  // write each prompt to DIR/<workflow>-<step>.txt
+  bool hashes = false;                  // print each prompt's sha256 (sha256sum format)
+  std::optional<std::string> outputs;   // report (--keep-outputs) giving earlier steps' outputs
 };
 int expand_command(const ExpandArgs& args);
 

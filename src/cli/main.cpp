@@ -54,6 +54,13 @@ int main(int argc, char** argv) {
       ->add_option("--grace", run.grace_s,
                    "Seconds in-flight steps may take to finish after SIGTERM (default 30)")
       ->check(CLI::NonNegativeNumber);
+  run_cmd->add_flag("--seed-log", run.seed_log,
+                    "Print the seed harness's [INPUT] (stdout) and [TIMING]/[TARGET] (stderr) "
+                    "lines as the run goes");
+  run_cmd
+      ->add_option("--energy", run.energy,
+                   "auto (board power when the engine runs on a GPU) | on | off")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
 
   ExpandArgs expand;
   auto* expand_cmd = app.add_subcommand("expand", "Expand a job's workflows into the flow cache");
@@ -62,6 +69,13 @@ int main(int argc, char** argv) {
   expand_cmd->add_option("--model", expand.model, "Model whose tokenizer --explain counts with");
   expand_cmd->add_option("--workflows", expand.workflows, "Expand only the first N workflows");
   expand_cmd->add_flag("--no-cache", expand.no_cache, "Do not read or write the flow cache");
+  expand_cmd->add_option("--dump", expand.dump_dir,
+                         "Write each prompt to DIR/<workflow>-<step>.txt (workflows from 1)");
+  expand_cmd->add_flag("--hashes", expand.hashes,
+                       "Print each prompt's sha256 as sha256sum would for the --dump files");
+  expand_cmd->add_option("--outputs", expand.outputs,
+                         "Report written with --keep-outputs: earlier steps' outputs for the "
+                         "prompts that use them");
 
   ReportArgs rep;
   auto* report_cmd = app.add_subcommand("report", "Summarise a run's HDF5 report");
@@ -77,7 +91,8 @@ int main(int argc, char** argv) {
   report_cmd->add_option("--format", rep.format, "table | json")
       ->check(CLI::IsMember({"table", "json"}));
   report_cmd->add_flag("--seed-log", rep.seed_log,
-                       "Print the seed harness's [TARGET]/[TIMING]/[INPUT] lines");
+                       "Print the seed harness's [INPUT] (stdout) and [TIMING]/[TARGET] (stderr) "
+                       "lines");
 
   std::string model_spec;
   auto* model_cmd = app.add_subcommand("model", "Inspect models");

@@ -6,6 +6,7 @@
 #include "flowrank/common/error.hpp"
 #include "flowrank/common/files.hpp"
 #include "flowrank/report/hdf5_report.hpp"
+#include "flowrank/report/seed_log.hpp"
 #include "flowrank/report/summary.hpp"
 #include "flowrank/report/trace.hpp"
 #include "run_journal.hpp"
@@ -39,7 +40,8 @@ int report_command(const ReportArgs& args) {
     return 0;
   }
   if (args.seed_log) {
-    std::printf("%s", report::format_seed_log(rep).c_str());
+    for (const report::SeedLine& line : report::seed_log_lines(rep))
+      std::fputs(line.text.c_str(), line.to_stdout ? stdout : stderr);
     return 0;
   }
   const report::Summary summary = report::summarize(rep);

@@ -1,12 +1,16 @@
 // `flowrank run JOB`: world -> flow expansion (rank 0, cached) and broadcast -> sharding ->
 // engine preload (NCCL weights broadcast when ranks have GPUs of their own) -> executor, journaling
-// every step -> gather to rank 0 -> report.
+// every step -> each rank's board energy -> gather to rank 0 -> report. Board power is sampled on
+// every rank from before the world starts to the end of its run.
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <memory>
+#include <set>
 
 #include "cli_common.hpp"
 #include "commands.hpp"
@@ -15,12 +19,16 @@
 #include "flowrank/common/hash.hpp"
 #include "flowrank/dist/gpu_ranks.hpp"
 #include "flowrank/dist/sharding.hpp"
+#include "flowrank/dist/world.hpp"
 #include "flowrank/flow/cost.hpp"
 #include "flowrank/flow/expand.hpp"
 #include "flowrank/flow/flow_cache.hpp"
+#include "flowrank/power/board_power.hpp"
+#include "flowrank/report/energy.hpp"
 #include "flowrank/report/hdf5_report.hpp"
 #include "flowrank/report/journal.hpp"
 #include "flowrank/report/record_bytes.hpp"
+#include "flowrank/report/seed_log.hpp"
 #include "flowrank/report/summary.hpp"
 #include "flowrank/run/executor.hpp"
 #include "flowrank/run/progress.hpp"
@@ -78,6 +86,19 @@ class PhaseLog {
   std::vector<Entry> entries_;
 };
 
+// Prints one of the seed harness's lines live, on the stream the harness used.
+void emit(const report::SeedLine& line) {
+  std::FILE* f = line.to_stdout ? stdout : stderr;
+  std::fputs(line.text.c_str(), f);
+  std::fflush(f);
+}
+
+// This rank's board power sampler, or why it has none.
+struct PowerSampling {
+  std::unique_ptr<power::BoardPowerSampler> sampler;
+  std::string none;  // off | absent: <why>
+};
+
 // Everything one rank carries through a run.
 struct RankRun {
   RankRun(const RunArgs& a, RankWorld& w) : args(a), rw(w) {}
@@ -92,6 +113,10 @@ struct RankRun {
   ResumeState resume;
   std::unique_ptr<report::JournalWriter> journal;
   std::unique_ptr<engine::Engine> eng;
+  std::string backend;          // the engine's, once preloaded
+  int32_t ranks_on_my_gpu = 1;  // ranks sharing this rank's GPU (they share its board power)
+  PowerSampling power;
+  std::optional<report::EnergyReport> energy;  // this rank's board energy, once its run ended
   report::RankRecord me;
   run::ExecutionResult result;
   std::exception_ptr rank_error;  // preload or engine failure on this rank (multi-rank)
@@ -129,14 +154,22 @@ void expand_and_share(RankRun& r) {
       if (!r.args.no_cache) cache.emplace(flow::default_cache_dir());
       flow::ExpansionResult e = r.phases.time(
           "flow_expand", [&] { return flow::expand_job(r.job, cache ? &*cache : nullptr); });
-      if (e.warning) std::fprintf(stderr, "flowrank: warning: %s\n", e.warning->c_str());
+      print_expansion_warnings(r.job, e);
       print_flow_line(r, e);
       auto& x = r.rep.attrs.extra;
       x["flow_cache"] = r.args.no_cache ? "off" : (e.hit ? "hit" : "miss");
       x["flow_cache_key"] = e.key;
       x["fixture_bytes"] = std::to_string(e.job.fixture_bytes);
       x["fixture_files"] = std::to_string(e.job.fixture_files);
+      x["fixture_rules"] = flow::fixture_rules_name(r.job.fixture_rules);
+      x["fixture_order"] = flow::fixture_order_name(r.job.fixture_order);
       x["layout"] = flow::layout_name(e.job.layout);
+      x["workflows"] = std::to_string(e.job.workflows.size());
+      if (r.args.seed_log) {
+        for (std::size_t i = 0; i < e.job.workflows.size(); ++i)
+          emit(report::seed_input_line(x["fixture_bytes"], x["fixture_files"]));
+        emit(report::seed_expansion_line(r.phases.last_duration_s() * 1e3, x["flow_cache"]));
+      }
       r.expanded = std::move(e.job);
       r.flow_key = e.key;
     } catch (const InputError&) {
@@ -232,13 +265,39 @@ void open_journals(RankRun& r) {
   }
 }
 
+// The CUDA device a rank of several takes: its local rank over the GPUs it sees, -1 without any.
+int32_t local_gpu(const dist::World& world) {
+  const int32_t count = dist::visible_gpu_count();
+  return count > 0 ? world.local_rank % count : -1;
+}
+
+// Board power of the GPU this rank's engine will run on, sampled from before the world starts
+// unless energy is off or the job runs on the CPU; NVML loads on the sampler's own thread.
+PowerSampling start_power_sampler(const RunArgs& args, const flow::JobSpec& job,
+                                  const dist::World& world) {
+  if (args.energy == "off") return {nullptr, "off"};
+  if (args.energy == "auto" && job.device == "cpu")
+    return {nullptr, "absent: the job runs on the CPU"};
+  power::BoardPowerSampler::Options options;
+  if (const char* lib = std::getenv("FLOWRANK_NVML_LIBRARY"); lib && *lib) options.library = lib;
+  if (world.size > 1) {
+    // As assign_gpu will choose; without a CUDA runtime, the local rank's entry.
+    const int32_t gpu = local_gpu(world);
+    options.gpu = gpu >= 0 ? gpu : world.local_rank;
+  } else {
+    engine::EngineOptions eopts = engine_options_for(job);
+    apply_engine_flags(args.engine, eopts);
+    options.gpu = std::max(eopts.gpu, 0);
+  }
+  return {std::make_unique<power::BoardPowerSampler>(options), ""};
+}
+
 // This rank's GPU, when the run uses GPUs and has several ranks. Every rank takes part in the
 // all_gather of GPU identities (a rank without a GPU sends none and fails after it, in one line).
 // Returns whether the weights should come from rank 0 over NCCL.
 bool assign_gpu(RankRun& r, engine::EngineOptions& eopts) {
   if (!r.rw.comm() || r.rw.size() < 2 || eopts.device == "cpu") return false;
-  const int32_t count = dist::visible_gpu_count();
-  const int32_t device = count > 0 ? r.rw.world().local_rank % count : -1;
+  const int32_t device = local_gpu(r.rw.world());
   const std::string id = device >= 0 ? r.rw.host() + "|" + dist::gpu_pci_id(device) : "";
   const auto gpus = dist::assign_gpus(r.rw.comm()->all_gather(id), r.rw.rank(), device);
   if (eopts.device == "cuda" && gpus.gpu < 0) {
@@ -249,6 +308,7 @@ bool assign_gpu(RankRun& r, engine::EngineOptions& eopts) {
                    ", CUDA_VISIBLE_DEVICES=" + (visible ? visible : "unset") + ")");
   }
   if (gpus.gpu < 0) return false;
+  r.ranks_on_my_gpu = gpus.ranks_on_this_gpu;
   eopts.gpu = gpus.gpu;
   eopts.gpu_memory_fraction /= static_cast<float>(gpus.ranks_on_this_gpu);
   if (!gpus.distinct_gpus && r.rw.root())
@@ -270,6 +330,8 @@ void preload(RankRun& r) {
     r.me.weights = r.rw.root() ? "disk" : "rank0";
   }
   const auto start = Clock::now();
+  const bool log_preload = r.args.seed_log && r.rw.root();
+  if (log_preload) emit(report::seed_engine_init_start_line());
   r.eng = r.phases.time("engine_preload", [&] {
     if (use_nccl)  // its creation overlaps the weight load
       nccl = std::make_unique<dist::DeviceBroadcast>(*r.rw.comm(), eopts.gpu);
@@ -277,12 +339,14 @@ void preload(RankRun& r) {
     e->preload();
     return e;
   });
+  if (log_preload) emit(report::seed_engine_init_line(r.phases.last_duration_s() * 1e3));
   if (nccl) {  // both overlap the preload: recorded as their own phases inside it
     r.phases.add("nccl_init", nccl->init_started(), nccl->init_ended());
     if (nccl->broadcast_any())
       r.phases.add("weights_broadcast", nccl->first_broadcast(), nccl->last_broadcast_end());
   }
   const engine::EngineInfo info = r.eng->info();
+  r.backend = info.backend;
   r.me.device = info.device;
   r.me.kv_blocks = info.kv_blocks;
   if (r.rw.root()) {
@@ -299,8 +363,10 @@ void preload(RankRun& r) {
 }
 
 void run_shard(RankRun& r) {
-  const bool terminal =
-      r.args.progress == "live" || (r.args.progress == "auto" && isatty(fileno(stderr)));
+  // With --seed-log the harness's lines are the progress report, unless asked otherwise.
+  const std::string progress =
+      r.args.seed_log && r.args.progress == "auto" ? "off" : r.args.progress;
+  const bool terminal = progress == "live" || (progress == "auto" && isatty(fileno(stderr)));
   run::ProgressDisplay display(stderr, terminal);
   run::ExecutorOptions xopts;
   xopts.epoch = r.rw.epoch();
@@ -310,7 +376,7 @@ void run_shard(RankRun& r) {
   xopts.grace_s = r.args.grace_s;
   xopts.abort = &r.rw.abort;
   xopts.done = &r.resume.done;
-  if (r.args.progress != "off" && r.rw.root())
+  if (progress != "off" && r.rw.root())
     xopts.on_progress = [&](const run::ProgressSnapshot& p) { display.update(p); };
   xopts.on_step = [&](const report::StepRecord& s, const std::string& out,
                       const report::WorkflowRecord* w) {
@@ -319,6 +385,9 @@ void run_shard(RankRun& r) {
     if (s.error.empty()) b.outputs[{s.workflow, s.step}] = out;
     if (w) b.workflows.push_back(*w);
     r.journal->append(b);
+    if (!r.args.seed_log) return;  // each rank prints its own steps' lines as they end
+    if (s.error.empty()) emit(report::seed_target_line(s));
+    if (w) emit(report::seed_workflow_line(*w));
   };
   // Phases so far go to the journal first: a recovered report shows them too.
   report::RecordBatch before;
@@ -350,7 +419,50 @@ std::string error_line(std::exception_ptr e) {
   }
 }
 
+// Stops this rank's sampler and attributes its board's energy to its phases and steps (before
+// the gather: the gather itself is not measured). r.me.energy says what was sampled, or why
+// nothing was.
+void finish_energy(RankRun& r) {
+  std::string& status = r.me.energy;
+  if (!r.power.sampler) {
+    status = r.power.none;
+    return;
+  }
+  const power::Trace trace = r.power.sampler->stop();
+  r.power.sampler.reset();
+  if (r.args.energy == "auto" && r.backend != "cuda") {
+    status = r.backend.empty() ? "absent: no engine" : "absent: the engine ran on the CPU";
+  } else if (trace.readings.empty()) {
+    status = "absent: " + trace.unavailable;
+  } else {
+    std::vector<report::PowerSample> samples;
+    for (const power::Reading& x : trace.readings)
+      samples.push_back({seconds_between(r.rw.epoch(), x.t), x.watts, x.counter_j, r.rw.rank()});
+    r.energy =
+        report::attribute_energy(trace.source, std::move(samples),
+                                 r.phases.records(r.rw.rank(), r.rw.epoch()), r.result.steps);
+    status = trace.source;
+    if (r.ranks_on_my_gpu > 1)
+      status += "; board shared by " + std::to_string(r.ranks_on_my_gpu) + " ranks";
+  }
+  if (r.args.energy == "on" && !r.energy) {
+    const std::string who =
+        r.rw.size() > 1 ? "rank " + std::to_string(r.rw.rank()) + ": " : std::string();
+    std::fprintf(stderr, "flowrank: warning: %sno energy figures: %s\n", who.c_str(),
+                 status.c_str());
+  }
+}
+
+// This rank's energy rows into a batch (the gather's and the journal's last one).
+void add_energy(const RankRun& r, report::RecordBatch& b) {
+  if (!r.energy) return;
+  b.power_samples = r.energy->samples;
+  b.phase_energy = r.energy->phases;
+  b.step_energy = r.energy->steps;
+}
+
 void fill_rank_record(RankRun& r) {
+  finish_energy(r);
   r.me.rank = r.rw.rank();
   r.me.host = r.rw.host();
   r.me.status = status_of(r);
@@ -374,6 +486,7 @@ report::RecordBatch own_records(RankRun& r, std::size_t phases_from = 0) {
   b.workflows = std::move(r.result.workflows);
   b.outputs = std::move(r.result.outputs);
   b.ranks = {r.me};
+  add_energy(r, b);
   return b;
 }
 
@@ -384,6 +497,7 @@ void gather(RankRun& r) {
   report::RecordBatch mine = own_records(r);
   report::RecordBatch last;
   last.ranks = mine.ranks;
+  add_energy(r, last);
   r.journal->append(last);
   r.journal->sync();
   if (!r.rw.comm()) {
@@ -405,6 +519,19 @@ void gather(RankRun& r) {
   for (const std::string& p : parts) report::append_records(r.rep, report::deserialize_records(p));
 }
 
+// The run's `energy` attribute: "measured" when every rank measured, "measured on K of N ranks"
+// when some did, else the first rank's reason ("off", "absent: ...").
+std::string energy_status(const report::RunReport& rep) {
+  std::set<int32_t> measured;
+  if (rep.energy)
+    for (const report::PowerSample& x : rep.energy->samples) measured.insert(x.rank);
+  if (!measured.empty() && measured.size() >= rep.ranks.size()) return "measured";
+  if (!measured.empty())
+    return "measured on " + std::to_string(measured.size()) + " of " +
+           std::to_string(rep.ranks.size()) + " ranks (see /ranks energy)";
+  return rep.ranks.empty() ? std::string("absent") : rep.ranks.front().energy;
+}
+
 void fill_attributes(RankRun& r) {
   auto& x = r.rep.attrs.extra;
   int64_t steps = 0, preempt = 0, evict = 0, computed = 0;
@@ -423,6 +550,7 @@ void fill_attributes(RankRun& r) {
   for (const auto& wf : r.expanded.workflows) total += static_cast<int32_t>(wf.steps.size());
   x["steps_total"] = std::to_string(total);
   x["world_launcher"] = r.rw.world().launcher;
+  x["energy"] = energy_status(r.rep);
 }
 
 // The run's status for the report and the exit code: 0, 1 (a rank failed), 2 (steps failed),
@@ -453,6 +581,9 @@ int conclude(RankRun& r, std::string* status) {
 
 // Rank 0: the gathered records, the resumed ones, attributes; written atomically.
 int write_report(RankRun& r) {
+  // This run's steps only: resumed workflows ran in another run, on another clock.
+  if (r.args.seed_log)
+    for (const report::SeedLine& line : report::seed_closing_lines(r.rep)) emit(line);
   report::RecordBatch resumed = std::move(r.resume.records);
   if (!r.args.keep_outputs) resumed.outputs.clear();
   report::append_records(r.rep, std::move(resumed));
@@ -493,6 +624,7 @@ int write_report(RankRun& r) {
   report::RecordBatch last;
   last.ranks = {r.me};
   last.phases = r.phases.records(r.rw.rank(), r.rw.epoch(), r.phases.size() - 1);
+  add_energy(r, last);
   r.journal->append(last);
   r.journal->sync();
   const auto lost = r.rw.lost_rank();
@@ -511,6 +643,7 @@ int write_report(RankRun& r) {
     rep.plan = r.rep.plan;
     rep.attrs.extra = r.rep.attrs.extra;
     rep.attrs.extra["status"] = "failed: rank " + std::to_string(lost.value_or(-1)) + " lost";
+    rep.attrs.extra["energy"] = energy_status(rep);
     report::write_report_hdf5(rep, r.job.output, false);
     std::fprintf(stderr, "flowrank: partial report (%zu steps) written to %s; journals in %s\n",
                  rep.steps.size(), r.job.output.c_str(), dir.c_str());
@@ -561,12 +694,14 @@ int run_command(const RunArgs& args) {
   const Clock::time_point start = Clock::now();
   try {
     const flow::JobSpec job = load_job_spec(args);
+    PowerSampling power = start_power_sampler(args, job, dist::detect_world());
     const auto t0 = Clock::now();
     RankWorld rw(start);
     rw.connect(job.job_sha256);
     const auto t1 = Clock::now();
     RankRun r(args, rw);
     r.job = job;
+    r.power = std::move(power);
     r.phases.add("world_init", t0, t1);
     if (rw.root()) {
       r.rep.attrs.flowrank_version = FLOWRANK_VERSION;

@@ -82,6 +82,9 @@ report::RunReport recover_report(const fs::path& dir, std::vector<std::string>* 
     fresh.workflows = std::move(j.records.workflows);
     fresh.ranks = std::move(j.records.ranks);
     fresh.plan = std::move(j.records.plan);
+    fresh.power_samples = std::move(j.records.power_samples);
+    fresh.phase_energy = std::move(j.records.phase_energy);
+    fresh.step_energy = std::move(j.records.step_energy);
     report::append_records(rep, std::move(fresh));
   }
   rep.attrs.extra["status"] = "recovered from journals";

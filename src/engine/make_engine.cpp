@@ -28,6 +28,20 @@ std::shared_ptr<const Tokenizer> load_tokenizer(const EngineOptions& options,
   return Tokenizer::from_gguf(*vocab_file);
 }
 
+// The engine over a backend's runner: the tokenizer (the model's, or a dummy's own GGUF) and the
+// engine's description.
+template <class MakeRunner>
+std::unique_ptr<Engine> assemble(const EngineOptions& options, ModelWeights weights,
+                                 const char* backend, MakeRunner make_runner) {
+  std::shared_ptr<const Tokenizer> tokenizer = load_tokenizer(options, weights);
+  EngineInfo info;
+  info.backend = backend;
+  info.model = options.model;
+  info.model_name = weights.config.name;
+  return std::make_unique<LlmEngine>(make_runner(std::move(weights)), std::move(tokenizer), options,
+                                     info);
+}
+
 // "auto": CUDA when this build has it and a device exists, else the CPU.
 bool use_cuda(const EngineOptions& options) {
   if (options.device != "auto" && options.device != "cpu" && options.device != "cuda")
@@ -55,29 +69,17 @@ std::unique_ptr<Engine> make_cpu_engine(const EngineOptions& options) {
           options.model,
           weight_bytes_of(dummy_model_config(options.model.substr(6)), TensorType::kF16), budget);
   }
-  ModelWeights weights = load_model(options.model);
-  std::shared_ptr<const Tokenizer> tokenizer = load_tokenizer(options, weights);
-  EngineInfo info;
-  info.backend = "cpu";
-  info.model = options.model;
-  info.model_name = weights.config.name;
   CpuRunnerOptions runner_options;
   runner_options.threads = options.threads;  // batch invariance costs the CPU kernels nothing
-  auto runner = std::make_unique<CpuModelRunner>(std::move(weights), runner_options);
-  return std::make_unique<LlmEngine>(std::move(runner), std::move(tokenizer), options, info);
+  return assemble(options, load_model(options.model), "cpu", [&](ModelWeights w) {
+    return std::make_unique<CpuModelRunner>(std::move(w), runner_options);
+  });
 }
 
 #if FLOWRANK_HAVE_CUDA
 std::unique_ptr<Engine> make_cuda_engine(const EngineOptions& options) {
   if (!(options.gpu_memory_fraction > 0.0f && options.gpu_memory_fraction <= 1.0f))
     throw InputError("engine options", "gpu_memory_fraction must be in (0, 1]");
-  // Dummy weights are generated on the device: the host holds only their keys.
-  ModelWeights weights = load_model(options.model, 0, /*generate_dummy=*/false);
-  std::shared_ptr<const Tokenizer> tokenizer = load_tokenizer(options, weights);
-  EngineInfo info;
-  info.backend = "cuda";
-  info.model = options.model;
-  info.model_name = weights.config.name;
   CudaRunnerOptions runner_options;
   runner_options.device = options.gpu < 0 ? 0 : options.gpu;
   runner_options.memory_fraction = options.gpu_memory_fraction;
@@ -85,8 +87,9 @@ std::unique_ptr<Engine> make_cuda_engine(const EngineOptions& options) {
   runner_options.cuda_graphs = options.cuda_graphs;
   runner_options.read_weights = options.read_weights;
   runner_options.broadcast_weights = options.broadcast_weights;
-  auto runner = make_cuda_runner(std::move(weights), std::move(runner_options));
-  return std::make_unique<LlmEngine>(std::move(runner), std::move(tokenizer), options, info);
+  // Dummy weights are generated on the device: the host holds only their keys.
+  return assemble(options, load_model(options.model, 0, /*generate_dummy=*/false), "cuda",
+                  [&](ModelWeights w) { return make_cuda_runner(std::move(w), runner_options); });
 }
 #endif
 

@@ -32,11 +32,15 @@ struct ManifestRecord {
 // Format: a header line, then "F<TAB>size<TAB>mtime_ns<TAB>sha256<TAB>path" per file and, when
 // the whole listing could be vouched for, "D<TAB>mtime_ns<TAB>path" per directory. A line format,
 // not JSON: it is read on every run, and parsing it must stay small next to a cache hit.
-constexpr std::string_view kManifestHeader = "flowrank-fixture-manifest 2";
+// "S<TAB>reason<TAB>path" lines keep the entries the fixture rules skipped, so a listing taken
+// from the manifest still names them. Files appear in the listing's order (walk order survives).
+constexpr std::string_view kManifestHeader = "flowrank-fixture-manifest 3";
 
 struct Manifest {
+  std::vector<std::string> order;  // file paths as listed
   std::map<std::string, ManifestRecord> files;
   std::vector<FixtureDir> dirs;  // empty unless the listing itself is vouched for
+  std::vector<SkippedFixture> skipped;
 };
 
 Manifest read_manifest(const fs::path& path) {
@@ -75,12 +79,16 @@ Manifest read_manifest(const fs::path& path) {
             !number(f[1], rec.mtime_ns) || f[2].size() != 64 || f[3].empty())
           return {};
         rec.sha256 = std::string(f[2]);
-        out.files[std::string(f[3])] = std::move(rec);
+        if (!out.files.emplace(std::string(f[3]), std::move(rec)).second) return {};
+        out.order.emplace_back(f[3]);
       } else if (line->substr(0, 2) == "D\t") {
         FixtureDir d;
         if (!fields(line->substr(2), f, 2) || !number(f[0], d.mtime_ns)) return {};
         d.path = std::string(f[1]);
         out.dirs.push_back(std::move(d));
+      } else if (line->substr(0, 2) == "S\t") {
+        if (!fields(line->substr(2), f, 2)) return {};
+        out.skipped.push_back({std::string(f[1]), std::string(f[0])});
       } else {
         return {};
       }
@@ -90,6 +98,9 @@ Manifest read_manifest(const fs::path& path) {
   }
   return out;
 }
+
+// Stands in for a content hash when the harness rules skip a file that cannot be read.
+constexpr std::string_view kUnreadable = "unreadable";
 
 // A file modified within the file system's timestamp tick after we hashed it would keep its
 // mtime (the "racy git" problem), so only files older than this window are vouched for.
@@ -109,15 +120,25 @@ void write_manifest(const fs::path& path, const FixtureTree& tree,
   };
   for (std::size_t i = 0; i < tree.files.size(); ++i) {
     const FixtureFile& f = tree.files[i];
+    if (!hashes[i] || *hashes[i] == kUnreadable) {  // re-read next time, it may have changed
+      all = false;
+      continue;
+    }
     if (!vouch(f.mtime_ns, f.path)) continue;
     text += "F\t" + std::to_string(f.size) + '\t' + std::to_string(f.mtime_ns) + '\t' + *hashes[i] +
             '\t' + f.path + '\n';
   }
-  std::string dirs;
+  std::string listing;
   for (const FixtureDir& d : tree.dirs)
     if (vouch(d.mtime_ns, d.path))
-      dirs += "D\t" + std::to_string(d.mtime_ns) + '\t' + d.path + '\n';
-  if (all) text += dirs;  // only a listing vouched for in full may replace listing
+      listing += "D\t" + std::to_string(d.mtime_ns) + '\t' + d.path + '\n';
+  for (const SkippedFixture& k : tree.skipped) {
+    // Tabs and newlines cannot be fields of a line: such a listing is simply not vouched for.
+    all = all && k.path.find_first_of("\t\n") == std::string::npos &&
+          k.reason.find_first_of("\t\n") == std::string::npos;
+    listing += "S\t" + k.reason + '\t' + k.path + '\n';
+  }
+  if (all) text += listing;  // only a listing vouched for in full may replace listing
   write_file_atomic(path, text);
 }
 
@@ -137,8 +158,12 @@ std::optional<FixtureTree> tree_from_manifest(const JobSpec& spec, const Manifes
   FixtureTree tree;
   tree.root = spec.fixtures;
   tree.include = spec.fixture_include;
+  tree.rules = spec.fixture_rules;
+  tree.order = spec.fixture_order;
   tree.dirs = m.dirs;
-  for (const auto& [path, rec] : m.files) {  // std::map: bytewise path order, as listed
+  tree.skipped = m.skipped;
+  for (const std::string& path : m.order) {  // as listed: walk order survives
+    const ManifestRecord& rec = m.files.at(path);
     const std::string p = root + sep + path;
     if (::stat(p.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_size) != rec.size ||
         mtime_ns_of(st) != rec.mtime_ns)
@@ -148,17 +173,31 @@ std::optional<FixtureTree> tree_from_manifest(const JobSpec& spec, const Manifes
   return tree;
 }
 
+// The listing as it shapes prompts: rules, order, each file (path and content hash, in order; an
+// unreadable file by a marker) and what the rules skipped (so that the entry's warnings are true).
+void hash_listing(Sha256& h, const FixtureTree& tree,
+                  const std::vector<std::optional<std::string>>& hashes) {
+  h.update_field(fixture_rules_name(tree.rules));
+  h.update_field(fixture_order_name(tree.order));
+  h.update_field(std::to_string(tree.files.size()));
+  for (std::size_t i = 0; i < tree.files.size(); ++i) {
+    h.update_field(tree.files[i].path);
+    h.update_field(*hashes[i]);
+  }
+  h.update_field(std::to_string(tree.skipped.size()));
+  for (const SkippedFixture& k : tree.skipped) {
+    h.update_field(k.path);
+    h.update_field(k.reason);
+  }
+}
+
 std::string cache_key(const FlowTemplate& tmpl, const FixtureTree& tree,
                       const std::vector<std::optional<std::string>>& hashes, const TaskSuite& suite,
                       const JobSpec& spec, const std::vector<StepSpec>& steps) {
   Sha256 h;
   h.update_field(kExpanderVersion);
   h.update_field(tmpl.canonical);
-  h.update_field(std::to_string(tree.files.size()));
-  for (std::size_t i = 0; i < tree.files.size(); ++i) {
-    h.update_field(tree.files[i].path);
-    h.update_field(*hashes[i]);
-  }
+  hash_listing(h, tree, hashes);
   h.update_field(suite.canonical);
   h.update_field(layout_name(spec.layout));
   h.update_field(spec.chat ? "chat" : "raw");
@@ -186,11 +225,7 @@ std::string fast_key(const JobSpec& spec, const FixtureTree& tree,
   h.update_field(std::to_string(spec.workflows));
   h.update_field(template_identity);
   h.update_field(suite_identity);
-  h.update_field(std::to_string(tree.files.size()));
-  for (std::size_t i = 0; i < tree.files.size(); ++i) {
-    h.update_field(tree.files[i].path);
-    h.update_field(*hashes[i]);
-  }
+  hash_listing(h, tree, hashes);
   return h.finish_hex();
 }
 
@@ -208,6 +243,35 @@ std::string input_identity(const fs::path& path, int64_t now_ns) {
     }
   }
   return "bytes:" + read_file(path);
+}
+
+// Turns the files read into the job's fixture text under its rules; what the rules leave out
+// (while listing, unreadable, not UTF-8) goes to job.fixture_skipped, in that order.
+void assemble_fixtures(const FixtureTree& tree, std::vector<std::optional<std::string>>& contents,
+                       const std::vector<std::string>& unreadable, ExpandedJob& job) {
+  job.fixture_skipped = tree.skipped;
+  FixtureTexts texts;
+  for (std::size_t i = 0; i < tree.files.size(); ++i) {
+    const std::string& path = tree.files[i].path;
+    if (!unreadable[i].empty()) {
+      job.fixture_skipped.push_back({path, unreadable[i]});
+      continue;
+    }
+    FixtureContent c =
+        fixture_content(std::move(*contents[i]), tree.rules, (tree.root / path).string());
+    if (!c.text) {
+      job.fixture_skipped.push_back({path, c.skip_reason});
+      continue;
+    }
+    job.fixture_bytes += c.text->size();
+    texts.emplace_back(path, std::move(*c.text));
+  }
+  if (texts.empty())
+    throw InputError(tree.root.string(),
+                     "no fixture files selected (the rules skipped every file)");
+  job.fixture_files = static_cast<uint32_t>(texts.size());
+  job.fixture_text =
+      job.layout == PromptLayout::kSeedChained ? fixture_snippets(texts) : fixture_text(texts);
 }
 
 fs::path alias_path(const FlowCache& cache, const std::string& fast) {
@@ -232,12 +296,14 @@ ExpansionResult expand_job(const JobSpec& spec, FlowCache* cache) {
   Manifest manifest;
   std::optional<FixtureTree> vouched;
   if (cache) {
-    manifest_path = cache->manifest_path(spec.fixtures, spec.fixture_include);
+    manifest_path = cache->manifest_path(spec.fixtures, spec.fixture_include, spec.fixture_rules,
+                                         spec.fixture_order);
     manifest = read_manifest(manifest_path);
     vouched = tree_from_manifest(spec, manifest);
   }
-  const FixtureTree tree =
-      vouched ? std::move(*vouched) : list_fixture_tree(spec.fixtures, spec.fixture_include);
+  const FixtureTree tree = vouched ? std::move(*vouched)
+                                   : list_fixture_tree(spec.fixtures, spec.fixture_include,
+                                                       spec.fixture_rules, spec.fixture_order);
   const std::size_t n = tree.files.size();
   std::vector<std::optional<std::string>> hashes(n), contents(n);
   // Complete: every file's hash and the listing itself are vouched for (nothing to rewrite).
@@ -319,10 +385,18 @@ ExpansionResult expand_job(const JobSpec& spec, FlowCache* cache) {
     steps.push_back(std::move(s));
   }
 
+  std::vector<std::string> unreadable(n);  // why, for files the harness rules skip unread
   auto read = [&](std::size_t i) {
-    contents[i] = read_fixture_file(tree, tree.files[i]);
-    hashes[i] = sha256_hex(*contents[i]);
     ++result.fixture_files_read;
+    try {
+      contents[i] = read_fixture_file(tree, tree.files[i]);
+      hashes[i] = sha256_hex(*contents[i]);
+    } catch (const InputError& e) {
+      if (tree.rules != FixtureRules::kHarness) throw;
+      unreadable[i] = std::string(e.what()).substr(e.where().size() + 2);
+      contents[i] = std::string();
+      hashes[i] = std::string(kUnreadable);
+    }
   };
   // Only files the manifest cannot vouch for are read before the lookup.
   for (std::size_t i = 0; i < n; ++i)
@@ -371,14 +445,7 @@ ExpansionResult expand_job(const JobSpec& spec, FlowCache* cache) {
   job.layout = spec.layout;
   job.chat = spec.chat;
   job.input = tmpl.input;
-  std::vector<std::string> texts;
-  texts.reserve(n);
-  for (auto& c : contents) {
-    job.fixture_bytes += c->size();
-    texts.push_back(std::move(*c));
-  }
-  job.fixture_files = static_cast<uint32_t>(n);
-  job.fixture_text = fixture_text(tree, texts);
+  assemble_fixtures(tree, contents, unreadable, job);
   for (int32_t w = 0; w < spec.workflows; ++w) {
     const Task& task = suite.tasks[static_cast<std::size_t>(w)];
     job.workflows.push_back(Workflow{w, task.id, task.prompt, steps});

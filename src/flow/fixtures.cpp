@@ -1,5 +1,6 @@
 #include "flowrank/flow/fixtures.hpp"
 
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -68,95 +69,270 @@ bool inside(const fs::path& root, const fs::path& target) {
   return true;
 }
 
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// Why the harness's fixture_loader.py leaves out a file of this name, or "" if it takes it.
+// Its suffix test is Python's Path.suffix: from the last dot, unless the dot starts or ends the
+// name.
+std::string harness_file_skip(std::string_view name) {
+  if (name.front() == '.') return "dot-file";
+  if (ends_with(name, ".pyc")) return ".pyc file";
+  const std::size_t dot = name.rfind('.');
+  const std::string_view suffix =
+      dot != std::string_view::npos && dot > 0 && dot + 1 < name.size() ? name.substr(dot) : "";
+  for (std::string_view ok : {".py", ".md", ".toml", ".txt", ".json"})
+    if (suffix == ok) return "";
+  return suffix.empty() ? "no extension the harness takes"
+                        : "extension " + std::string(suffix) + " is not one the harness takes";
+}
+
+std::string harness_dir_skip(std::string_view name) {
+  if (name == "__pycache__") return "__pycache__ folder";
+  if (name.front() == '.') return "dot-folder";
+  return "";
+}
+
+// One directory listing in directory-read order (what os.scandir yields).
+std::optional<std::vector<std::string>> read_dir_names(const std::string& path, int* error) {
+  DIR* d = ::opendir(path.c_str());
+  if (!d) {
+    *error = errno;
+    return std::nullopt;
+  }
+  std::vector<std::string> names;
+  errno = 0;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view n(e->d_name);
+    if (n != "." && n != "..") names.emplace_back(n);
+  }
+  *error = errno;
+  ::closedir(d);
+  if (*error != 0) return std::nullopt;
+  return names;
+}
+
+// Lists a tree in os.walk's top-down order: a folder's files, then its subfolders.
+class TreeWalker {
+ public:
+  TreeWalker(FixtureTree& tree, fs::path real_root)
+      : tree_(tree), real_root_(std::move(real_root)), glob_used_(tree.include.size(), false) {
+    const std::string& root_text = tree.root.native();
+    sep_ = root_text.empty() || root_text.back() == '/' ? "" : "/";
+  }
+
+  void walk(const std::string& rel_dir) {
+    const std::string dir_path = full(rel_dir);
+    int error = 0;
+    const auto names = read_dir_names(dir_path, &error);
+    if (!names) {
+      if (rel_dir.empty() || !harness())
+        throw InputError(dir_path, std::string("cannot list: ") + std::strerror(error));
+      skip(rel_dir + "/", std::string("cannot list folder: ") + std::strerror(error), true);
+      return;
+    }
+    std::vector<std::string> subdirs;
+    for (const std::string& name : *names) {
+      const std::string rel = rel_dir.empty() ? name : rel_dir + "/" + name;
+      if (auto sub = visit(name, rel)) subdirs.push_back(std::move(*sub));
+    }
+    for (const std::string& sub : subdirs) walk(sub);
+  }
+
+  void finish() {
+    for (std::size_t g = 0; g < tree_.include.size(); ++g)
+      if (!glob_used_[g])
+        throw InputError(tree_.root.string(),
+                         "fixture_include glob \"" + tree_.include[g] + "\" matches no file" +
+                             (harness() ? " that fixture_rules \"harness\" takes" : ""));
+    if (tree_.files.empty()) throw InputError(tree_.root.string(), "no fixture files selected");
+    // std::string compares as unsigned char: bytewise order.
+    if (tree_.order == FixtureOrder::kSorted)
+      std::sort(tree_.files.begin(), tree_.files.end(),
+                [](const FixtureFile& a, const FixtureFile& b) { return a.path < b.path; });
+  }
+
+ private:
+  bool harness() const { return tree_.rules == FixtureRules::kHarness; }
+  std::string full(const std::string& rel) const {
+    return rel.empty() ? tree_.root.native() : tree_.root.native() + sep_ + rel;
+  }
+  bool included(const std::string& rel, bool mark) {
+    bool selected = tree_.include.empty();
+    for (std::size_t g = 0; g < tree_.include.size(); ++g)
+      if (glob_match(tree_.include[g], rel)) {
+        selected = true;
+        if (mark) glob_used_[g] = true;
+      }
+    return selected;
+  }
+  // A skipped folder is named only when no glob narrows the tree; a skipped file when a glob
+  // would have taken it.
+  void skip(const std::string& rel, std::string reason, bool folder) {
+    if (folder ? tree_.include.empty() : included(rel, false))
+      tree_.skipped.push_back({rel, std::move(reason)});
+  }
+
+  // Handles one entry; returns its relative path when it is a folder to descend.
+  std::optional<std::string> visit(const std::string& name, const std::string& rel) {
+    const std::string path = full(rel);
+    struct ::stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+      if (!harness()) throw InputError(path, std::string("cannot stat: ") + std::strerror(errno));
+      skip(rel, std::string("cannot stat: ") + std::strerror(errno), false);
+      return std::nullopt;
+    }
+    if (S_ISDIR(st.st_mode)) {
+      if (harness()) {
+        if (std::string why = harness_dir_skip(name); !why.empty()) {
+          skip(rel + "/", std::move(why), true);
+          return std::nullopt;
+        }
+      }
+      tree_.dirs.push_back({rel, mtime_ns_of(st)});
+      return rel;
+    }
+    if (S_ISLNK(st.st_mode)) {
+      struct ::stat target {};
+      const bool resolves = ::stat(path.c_str(), &target) == 0;
+      if (resolves && S_ISDIR(target.st_mode)) return std::nullopt;  // linked folders: not walked
+      if (harness()) {
+        if (std::string why = harness_file_skip(name); !why.empty()) {
+          skip(rel, std::move(why), false);
+          return std::nullopt;
+        }
+        if (!resolves) {
+          skip(rel, "dangling symlink", false);
+          return std::nullopt;
+        }
+      }
+      std::error_code ec;
+      const fs::path resolved = fs::canonical(path, ec);
+      if (ec) throw InputError(path, "dangling symlink");
+      if (!inside(real_root_, resolved))
+        throw InputError(
+            path, "symlink points outside the fixture directory (" + resolved.string() + ")");
+      if (!S_ISREG(target.st_mode)) return std::nullopt;
+      st = target;
+    } else if (!S_ISREG(st.st_mode)) {
+      if (harness()) skip(rel, "not a regular file", false);
+      return std::nullopt;
+    } else if (harness()) {
+      if (std::string why = harness_file_skip(name); !why.empty()) {
+        skip(rel, std::move(why), false);
+        return std::nullopt;
+      }
+    }
+    if (included(rel, true))
+      tree_.files.push_back({rel, static_cast<uint64_t>(st.st_size), mtime_ns_of(st)});
+    return std::nullopt;
+  }
+
+  FixtureTree& tree_;
+  fs::path real_root_;
+  std::string sep_;
+  std::vector<bool> glob_used_;
+};
+
+// Python's universal newlines: "\r\n" and a lone "\r" both become "\n".
+std::string universal_newlines(std::string text) {
+  if (text.find('\r') == std::string::npos) return text;
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\r') {
+      out += text[i];
+    } else {
+      out += '\n';
+      if (i + 1 < text.size() && text[i + 1] == '\n') ++i;
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+const char* fixture_rules_name(FixtureRules rules) {
+  return rules == FixtureRules::kHarness ? "harness" : "all";
+}
+
+const char* fixture_order_name(FixtureOrder order) {
+  return order == FixtureOrder::kWalk ? "walk" : "sorted";
+}
 
 bool glob_match(std::string_view pattern, std::string_view path) {
   return GlobMatcher(pattern, path).run();
 }
 
-FixtureTree list_fixture_tree(const fs::path& root, const std::vector<std::string>& include) {
+FixtureTree list_fixture_tree(const fs::path& root, const std::vector<std::string>& include,
+                              FixtureRules rules, FixtureOrder order) {
   const std::string where = root.string();
   std::error_code ec;
   if (!fs::is_directory(root, ec)) throw InputError(where, "not a directory");
-  const fs::path real_root = fs::canonical(root, ec);
+  fs::path real_root = fs::canonical(root, ec);
   if (ec) throw InputError(where, "cannot resolve: " + ec.message());
 
   FixtureTree tree;
   tree.root = root;
   tree.include = include;
-  std::vector<bool> glob_used(include.size(), false);
-  fs::recursive_directory_iterator it(root, fs::directory_options::none, ec);
-  if (ec) throw InputError(where, "cannot list: " + ec.message());
-  // Relative paths by cutting the root's prefix off the native string, and one lstat per entry:
-  // listing runs on every cache hit, where path-object arithmetic and repeated stats showed up.
-  {
-    struct ::stat rst {};
-    if (::stat(root.c_str(), &rst) != 0)
-      throw InputError(where, std::string("cannot stat: ") + std::strerror(errno));
-    tree.dirs.push_back({"", mtime_ns_of(rst)});
-  }
-  const std::string& root_text = root.native();
-  const std::size_t prefix =
-      root_text.size() + (root_text.empty() || root_text.back() == '/' ? 0 : 1);
-  for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (ec) throw InputError(where, "cannot list: " + ec.message());
-    const fs::path& path = it->path();
-    struct ::stat st {};
-    if (::lstat(path.c_str(), &st) != 0)
-      throw InputError(path.string(), std::string("cannot stat: ") + std::strerror(errno));
-    if (S_ISLNK(st.st_mode)) {
-      const fs::path target = fs::canonical(path, ec);
-      if (ec) throw InputError(path.string(), "dangling symlink");
-      if (!inside(real_root, target))
-        throw InputError(path.string(),
-                         "symlink points outside the fixture directory (" + target.string() + ")");
-      if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
-        continue;  // linked directories are not descended
-    } else if (S_ISDIR(st.st_mode)) {
-      tree.dirs.push_back({path.native().substr(prefix), mtime_ns_of(st)});
-      continue;
-    } else if (!S_ISREG(st.st_mode)) {
-      continue;
-    }
-    const std::string rel = path.native().substr(prefix);
-    bool selected = include.empty();
-    for (std::size_t g = 0; g < include.size(); ++g)
-      if (glob_match(include[g], rel)) selected = glob_used[g] = true;
-    if (!selected) continue;
-    tree.files.push_back({rel, static_cast<uint64_t>(st.st_size), mtime_ns_of(st)});
-  }
-  for (std::size_t g = 0; g < include.size(); ++g)
-    if (!glob_used[g])
-      throw InputError(where, "fixture_include glob \"" + include[g] + "\" matches no file");
-  if (tree.files.empty()) throw InputError(where, "no fixture files selected");
-  // std::string compares as unsigned char: bytewise order.
-  std::sort(tree.files.begin(), tree.files.end(),
-            [](const FixtureFile& a, const FixtureFile& b) { return a.path < b.path; });
+  tree.rules = rules;
+  tree.order = order;
+  struct ::stat rst {};
+  if (::stat(root.c_str(), &rst) != 0)
+    throw InputError(where, std::string("cannot stat: ") + std::strerror(errno));
+  tree.dirs.push_back({"", mtime_ns_of(rst)});
+  TreeWalker walker(tree, std::move(real_root));
+  walker.walk("");
+  walker.finish();
   return tree;
 }
 
 std::string read_fixture_file(const FixtureTree& tree, const FixtureFile& file) {
-  const fs::path path = tree.root / file.path;
-  std::string bytes = read_file(path);
-  if (auto bad = find_invalid_utf8(bytes))
-    throw InputError(path.string(), "invalid UTF-8 at byte " + std::to_string(*bad));
-  return bytes;
+  return read_file(tree.root / file.path);
 }
 
-std::string fixture_text(const FixtureTree& tree, const std::vector<std::string>& contents) {
-  std::size_t total = 0;
-  for (const auto& c : contents) total += c.size() + 64;
-  std::string text;
-  text.reserve(total);
-  for (std::size_t i = 0; i < tree.files.size(); ++i) {
-    if (i > 0) text += '\n';
-    text += "===== FILE: ";
-    text += tree.files[i].path;
-    text += " =====\n";
-    text += contents.at(i);
-    text += '\n';
+FixtureContent fixture_content(std::string bytes, FixtureRules rules,
+                               const std::string& shown_path) {
+  FixtureContent out;
+  if (auto bad = find_invalid_utf8(bytes)) {
+    if (rules == FixtureRules::kAll)
+      throw InputError(shown_path, "invalid UTF-8 at byte " + std::to_string(*bad));
+    out.skip_reason = "not UTF-8 (byte " + std::to_string(*bad) + ")";
+    return out;
   }
-  return text;
+  out.text =
+      rules == FixtureRules::kHarness ? universal_newlines(std::move(bytes)) : std::move(bytes);
+  return out;
+}
+
+std::string fixture_text(const FixtureTexts& files) {
+  std::size_t total = 0;
+  for (const auto& [path, text] : files) total += path.size() + text.size() + 24;
+  std::string out;
+  out.reserve(total);
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (i > 0) out += '\n';
+    out += "===== FILE: ";
+    out += files[i].first;
+    out += " =====\n";
+    out += files[i].second;
+    out += '\n';
+  }
+  return out;
+}
+
+std::string fixture_snippets(const FixtureTexts& files) {
+  std::string out;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const auto& [path, text] = files[i];
+    const auto lines = std::count(text.begin(), text.end(), '\n') + 1;
+    if (i > 0) out += '\n';
+    out += "### Snippet: " + path + " (lines [1, " + std::to_string(lines) + "])\n```\n";
+    out += text;
+    out += "\n```\n";
+  }
+  return out;
 }
 
 }  // namespace flowrank::flow

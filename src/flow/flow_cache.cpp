@@ -20,7 +20,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::string_view kEntryMagic = "flowrank-flow-cache 5";
+constexpr std::string_view kEntryMagic = "flowrank-flow-cache 6";
 // Integrity checksum of the payload, re-verified on every hit: CRC-32 catches accidental
 // corruption (truncation is caught by the byte count) at a fraction of SHA-256's cost.
 constexpr std::string_view kSumTag = " crc32=";
@@ -64,13 +64,16 @@ fs::path FlowCache::entry_path(const std::string& key) const {
 }
 
 fs::path FlowCache::manifest_path(const fs::path& fixture_root,
-                                  const std::vector<std::string>& include) const {
+                                  const std::vector<std::string>& include, FixtureRules rules,
+                                  FixtureOrder order) const {
   std::error_code ec;
   fs::path real = fs::weakly_canonical(fs::absolute(fixture_root, ec), ec);
   if (ec) real = fixture_root;
   Sha256 h;
   h.update_field(real.string());
   for (const auto& g : include) h.update_field(g);
+  h.update_field(fixture_rules_name(rules));
+  h.update_field(fixture_order_name(order));
   return dir_ / ("fixtures-" + h.finish_hex() + ".manifest");
 }
 
@@ -137,7 +140,7 @@ void FlowCache::store(const std::string& key, const ExpandedJob& job) const {
 // workflow of a job runs the same template); the fixture text, most of the bytes, is stored once.
 namespace {
 constexpr char kJobMagic[4] = {'F', 'R', 'X', 'J'};
-constexpr uint8_t kJobVersion = 1;
+constexpr uint8_t kJobVersion = 2;
 
 void write_sampling(ByteWriter& w, const StepSampling& s) {
   w.i32(s.max_tokens);
@@ -187,11 +190,16 @@ std::string serialize_expanded_job(const ExpandedJob& job) {
   out.raw(kJobMagic, sizeof kJobMagic);
   out.u8(kJobVersion);
   out.str(job.job_name);
-  out.u8(job.layout == PromptLayout::kSeed ? 0 : 1);
+  out.u8(static_cast<uint8_t>(job.layout));
   out.u8(job.chat ? 1 : 0);
   out.str(job.input);
   out.u64(job.fixture_bytes);
   out.u32(job.fixture_files);
+  out.count(job.fixture_skipped.size());
+  for (const SkippedFixture& k : job.fixture_skipped) {
+    out.str(k.path);
+    out.str(k.reason);
+  }
   out.count(lists.size());
   for (const auto* steps : lists) {
     out.count(steps->size());
@@ -224,12 +232,17 @@ std::pair<std::size_t, std::size_t> parse_job_head(std::string_view bytes, Expan
   if (r.u8() != kJobVersion) r.fail("unknown version");
   job.job_name = r.str();
   const uint8_t layout = r.u8();
-  if (layout > 1) r.fail("unknown layout");
-  job.layout = layout == 0 ? PromptLayout::kSeed : PromptLayout::kContextFirst;
+  if (layout > static_cast<uint8_t>(PromptLayout::kSeedChained)) r.fail("unknown layout");
+  job.layout = static_cast<PromptLayout>(layout);
   job.chat = r.u8() != 0;
   job.input = r.str();
   job.fixture_bytes = r.u64();
   job.fixture_files = r.u32();
+  job.fixture_skipped.resize(r.count(8));
+  for (SkippedFixture& k : job.fixture_skipped) {
+    k.path = r.str();
+    k.reason = r.str();
+  }
   std::vector<std::vector<StepSpec>> lists(r.count(4));
   for (auto& steps : lists) {
     steps.resize(r.count(8));

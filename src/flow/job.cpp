@@ -2,7 +2,9 @@
 
 #include <toml++/toml.h>
 
+#include <initializer_list>
 #include <limits>
+#include <utility>
 
 #include "flowrank/common/error.hpp"
 #include "flowrank/common/files.hpp"
@@ -24,7 +26,15 @@ void apply_sampling(const SamplingOverride& layer, StepSampling& s) {
 }
 
 const char* layout_name(PromptLayout layout) {
-  return layout == PromptLayout::kSeed ? "seed" : "context-first";
+  switch (layout) {
+    case PromptLayout::kSeed:
+      return "seed";
+    case PromptLayout::kContextFirst:
+      return "context-first";
+    case PromptLayout::kSeedChained:
+      return "seed-chained";
+  }
+  return "?";
 }
 
 namespace {
@@ -98,6 +108,23 @@ class JobReader {
       out.emplace_back(el.as_string()->get());
     }
     return out;
+  }
+  // One of a few named values: `must be "a", "b" or "c", got "x"` otherwise.
+  template <class E>
+  E choice(const toml::node& n, const std::string& key,
+           std::initializer_list<std::pair<const char*, E>> values) const {
+    const std::string v = string(n, key);
+    std::string names;
+    std::size_t i = 0;
+    for (const auto& [name, value] : values) {
+      if (v == name) return value;
+      names += (i == 0                   ? ""
+                : i + 1 == values.size() ? " or "
+                                         : ", ") +
+               ("\"" + std::string(name) + "\"");
+      ++i;
+    }
+    fail(n, key, "must be " + names + ", got \"" + v + "\"");
   }
   const toml::table& table(const toml::node& n, const std::string& key) const {
     if (!n.is_table()) fail(n, key, "must be a table, got " + type_of(n));
@@ -209,6 +236,7 @@ JobSpec load_job(const fs::path& path) {
   const fs::path dir = path.parent_path();
   bool has_name = false, has_flow = false, has_fixtures = false, has_suite = false,
        has_workflows = false, has_output = false;
+  std::optional<FixtureRules> rules;
 
   for (auto&& [k, node] : root) {
     const std::string key(k.str());
@@ -228,6 +256,12 @@ JobSpec load_job(const fs::path& path) {
       for (const auto& g : job.fixture_include)
         if (g.empty() || g.front() == '/')
           r.fail(node, key, "globs must be relative and non-empty");
+    } else if (key == "fixture_rules") {
+      rules = r.choice<FixtureRules>(
+          node, key, {{"harness", FixtureRules::kHarness}, {"all", FixtureRules::kAll}});
+    } else if (key == "fixture_order") {
+      job.fixture_order = r.choice<FixtureOrder>(
+          node, key, {{"sorted", FixtureOrder::kSorted}, {"walk", FixtureOrder::kWalk}});
     } else if (key == "suite") {
       job.suite = resolve(dir, r.nonempty_string(node, key));
       has_suite = true;
@@ -235,13 +269,10 @@ JobSpec load_job(const fs::path& path) {
       job.workflows = r.int32_in(node, key, 1);
       has_workflows = true;
     } else if (key == "layout") {
-      const std::string v = r.string(node, key);
-      if (v == "seed")
-        job.layout = PromptLayout::kSeed;
-      else if (v == "context-first")
-        job.layout = PromptLayout::kContextFirst;
-      else
-        r.fail(node, key, "must be \"seed\" or \"context-first\", got \"" + v + "\"");
+      job.layout = r.choice<PromptLayout>(node, key,
+                                          {{"seed", PromptLayout::kSeed},
+                                           {"seed-chained", PromptLayout::kSeedChained},
+                                           {"context-first", PromptLayout::kContextFirst}});
     } else if (key == "chat") {
       job.chat = r.boolean(node, key);
     } else if (key == "model") {
@@ -277,6 +308,9 @@ JobSpec load_job(const fs::path& path) {
   for (const auto& [present, key] : required)
     if (!present) r.fail_at(0, "", std::string("missing required key '") + key + "'");
   if (!has_output) job.output = fs::path("reports") / (job.name + ".h5");
+  // The seed layouts reproduce the harness's prompts, so they take its fixture rules by default.
+  job.fixture_rules = rules.value_or(
+      job.layout == PromptLayout::kContextFirst ? FixtureRules::kAll : FixtureRules::kHarness);
 
   // Name the key that points at a missing file here, before anything tries to read it.
   std::error_code ec;

@@ -10,7 +10,7 @@
 
 namespace flowrank::flow::detail {
 
-nlohmann::json read_json_object(const std::filesystem::path& path) {
+nlohmann::json read_json(const std::filesystem::path& path) {
   const std::string bytes = read_file(path);
   nlohmann::json j;
   // nlohmann keeps the last of duplicate keys silently; a duplicated step key is almost surely a
@@ -38,6 +38,11 @@ nlohmann::json read_json_object(const std::filesystem::path& path) {
       what = what.substr(close + 2);
     throw InputError(path.string(), one_line("invalid JSON: " + what));
   }
+  return j;
+}
+
+nlohmann::json read_json_object(const std::filesystem::path& path) {
+  nlohmann::json j = read_json(path);
   if (!j.is_object())
     throw InputError(path.string(), "must be a JSON object, got " + json_type_name(j));
   return j;

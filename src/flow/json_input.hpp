@@ -8,7 +8,9 @@
 
 namespace flowrank::flow::detail {
 
-// Parses a JSON object from `path`; throws InputError "<file>: <parse problem>".
+// Parses a JSON value from `path`; throws InputError "<file>: <parse problem>".
+nlohmann::json read_json(const std::filesystem::path& path);
+// The same, and the value must be an object.
 nlohmann::json read_json_object(const std::filesystem::path& path);
 
 std::string json_type_name(const nlohmann::json& j);

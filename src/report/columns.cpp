@@ -29,6 +29,7 @@ const std::vector<Column<StepRecord>>& step_columns() {
       {"finish", &StepRecord::finish},
       {"output_sha256_8", &StepRecord::output_sha256_8},
       {"error", &StepRecord::error, true},
+      {"prompt_sha256_8", &StepRecord::prompt_sha256_8, true},
   };
   return c;
 }
@@ -59,6 +60,7 @@ const std::vector<Column<RankRecord>>& rank_columns() {
       {"engine_cached_tokens", &RankRecord::engine_cached_tokens},
       {"kv_blocks", &RankRecord::kv_blocks},
       {"weights", &RankRecord::weights},
+      {"energy", &RankRecord::energy, true},
   };
   return c;
 }
@@ -68,6 +70,36 @@ const std::vector<Column<PlanRecord>>& plan_columns() {
       {"workflow", &PlanRecord::workflow},
       {"rank", &PlanRecord::rank},
       {"estimated_tokens", &PlanRecord::estimated_tokens},
+  };
+  return c;
+}
+
+const std::vector<Column<PowerSample>>& sample_columns() {
+  static const std::vector<Column<PowerSample>> c = {
+      {"rank", &PowerSample::rank, true},
+      {"t_s", &PowerSample::t_s},
+      {"power_w", &PowerSample::power_w},
+      {"counter_j", &PowerSample::counter_j},
+  };
+  return c;
+}
+
+const std::vector<Column<PhaseEnergy>>& phase_energy_columns() {
+  static const std::vector<Column<PhaseEnergy>> c = {
+      {"rank", &PhaseEnergy::rank},         {"phase", &PhaseEnergy::phase},
+      {"start_s", &PhaseEnergy::start_s},   {"duration_s", &PhaseEnergy::duration_s},
+      {"energy_j", &PhaseEnergy::energy_j}, {"mean_power_w", &PhaseEnergy::mean_power_w},
+  };
+  return c;
+}
+
+const std::vector<Column<StepEnergy>>& step_energy_columns() {
+  static const std::vector<Column<StepEnergy>> c = {
+      {"rank", &StepEnergy::rank},
+      {"workflow", &StepEnergy::workflow},
+      {"step", &StepEnergy::step},
+      {"energy_j", &StepEnergy::energy_j},
+      {"mean_power_w", &StepEnergy::mean_power_w},
   };
   return c;
 }

@@ -31,5 +31,9 @@ const std::vector<Column<StepRecord>>& step_columns();
 const std::vector<Column<WorkflowRecord>>& workflow_columns();
 const std::vector<Column<RankRecord>>& rank_columns();
 const std::vector<Column<PlanRecord>>& plan_columns();
+// The /energy tables.
+const std::vector<Column<PowerSample>>& sample_columns();
+const std::vector<Column<PhaseEnergy>>& phase_energy_columns();
+const std::vector<Column<StepEnergy>>& step_energy_columns();
 
 }  // namespace flowrank::report::detail

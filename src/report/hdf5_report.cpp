@@ -284,6 +284,17 @@ void write_output(const Hdf5Writer& w, hid_t group, const std::string& name,
   w.check_rc(ds.close(), "close " + what);
 }
 
+// /energy: attribute source, tables samples, phases, steps.
+void write_energy(const Hdf5Writer& w, hid_t file, const EnergyReport& e) {
+  H5Id group(w.check(H5Gcreate2(file, "energy", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                     "create group /energy"),
+             H5Gclose);
+  write_string_attribute(w, group.get(), "source", e.source);
+  write_table(w, file, "energy/samples", detail::sample_columns(), e.samples);
+  write_table(w, file, "energy/phases", detail::phase_energy_columns(), e.phases);
+  write_table(w, file, "energy/steps", detail::step_energy_columns(), e.steps);
+}
+
 void write_file(const RunReport& report, const fs::path& tmp, const std::string& shown_path,
                 bool keep_outputs) {
   const Hdf5Writer w(shown_path);
@@ -315,6 +326,7 @@ void write_file(const RunReport& report, const fs::path& tmp, const std::string&
   write_table(w, f, "ranks", detail::rank_columns(), report.ranks);
   write_table(w, f, "plan", detail::plan_columns(), report.plan);
 
+  if (report.energy) write_energy(w, f, *report.energy);
   if (keep_outputs) {
     H5Id outputs(w.check(H5Gcreate2(f, "outputs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                          "create group /outputs"),
@@ -475,7 +487,7 @@ void read_attributes(const Hdf5Reader& r, hid_t file, RunAttributes& a) {
     } else if (name == "report_format") {
       const int64_t v = read_int_attribute(r, attr.get(), name);
       if (v < 1 || v > kReportFormat)
-        r.fail("report_format " + std::to_string(v) + " is not supported (this build reads " +
+        r.fail("report_format " + std::to_string(v) + " is not supported (this build reads 1 to " +
                std::to_string(kReportFormat) + ")");
     } else {
       std::string value = read_string_attribute(r, attr.get(), name);
@@ -551,6 +563,21 @@ std::string read_output(const Hdf5Reader& r, hid_t group, const std::string& nam
   return text;
 }
 
+void read_energy(const Hdf5Reader& r, hid_t file, RunReport& report) {
+  if (H5Lexists(file, "energy", H5P_DEFAULT) <= 0) return;
+  H5Id group(r.check(H5Gopen2(file, "energy", H5P_DEFAULT), "/energy is not a group"), H5Gclose);
+  EnergyReport e;
+  if (H5Aexists(group.get(), "source") > 0) {
+    H5Id attr(r.check(H5Aopen(group.get(), "source", H5P_DEFAULT), "cannot read /energy source"),
+              H5Aclose);
+    e.source = read_string_attribute(r, attr.get(), "/energy source");
+  }
+  e.samples = read_table(r, file, "energy/samples", detail::sample_columns());
+  e.phases = read_table(r, file, "energy/phases", detail::phase_energy_columns());
+  e.steps = read_table(r, file, "energy/steps", detail::step_energy_columns());
+  report.energy = std::move(e);
+}
+
 void read_outputs(const Hdf5Reader& r, hid_t file, RunReport& report) {
   if (H5Lexists(file, "outputs", H5P_DEFAULT) <= 0) return;
   H5Id outputs(r.check(H5Gopen2(file, "outputs", H5P_DEFAULT), "/outputs is not a group"),
@@ -600,6 +627,7 @@ RunReport read_report_hdf5(const fs::path& path) {
   report.workflows = read_table(r, file.get(), "workflows", detail::workflow_columns());
   report.ranks = read_table(r, file.get(), "ranks", detail::rank_columns(), true);
   report.plan = read_table(r, file.get(), "plan", detail::plan_columns(), true);
+  read_energy(r, file.get(), report);
   read_outputs(r, file.get(), report);
   return report;
 }

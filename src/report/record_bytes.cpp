@@ -62,10 +62,18 @@ std::vector<R> read_rows(ByteReader& r, const std::vector<detail::Column<R>>& co
   return rows;
 }
 
+// The energy tables of a report or a batch (none when nothing was measured).
+struct EnergyRows {
+  const std::vector<PowerSample>& samples;
+  const std::vector<PhaseEnergy>& phases;
+  const std::vector<StepEnergy>& steps;
+};
+
 std::string serialize(const std::vector<PhaseRecord>& phases, const std::vector<StepRecord>& steps,
                       const std::vector<WorkflowRecord>& workflows,
                       const std::map<std::pair<int32_t, int32_t>, std::string>& outputs,
-                      const std::vector<RankRecord>& ranks, const std::vector<PlanRecord>& plan) {
+                      const std::vector<RankRecord>& ranks, const std::vector<PlanRecord>& plan,
+                      const EnergyRows& energy) {
   ByteWriter w("record bytes");
   w.raw(kMagic, sizeof kMagic);
   w.u8(kRecordBytesVersion);
@@ -80,17 +88,24 @@ std::string serialize(const std::vector<PhaseRecord>& phases, const std::vector<
   }
   write_rows(w, detail::rank_columns(), ranks);
   write_rows(w, detail::plan_columns(), plan);
+  write_rows(w, detail::sample_columns(), energy.samples);
+  write_rows(w, detail::phase_energy_columns(), energy.phases);
+  write_rows(w, detail::step_energy_columns(), energy.steps);
   return w.take();
 }
 
 }  // namespace
 
 std::string serialize_records(const RecordBatch& b) {
-  return serialize(b.phases, b.steps, b.workflows, b.outputs, b.ranks, b.plan);
+  return serialize(b.phases, b.steps, b.workflows, b.outputs, b.ranks, b.plan,
+                   {b.power_samples, b.phase_energy, b.step_energy});
 }
 
 std::string serialize_records(const RunReport& r) {
-  return serialize(r.phases, r.steps, r.workflows, r.outputs, r.ranks, r.plan);
+  static const EnergyReport none;
+  const EnergyReport& e = r.energy ? *r.energy : none;
+  return serialize(r.phases, r.steps, r.workflows, r.outputs, r.ranks, r.plan,
+                   {e.samples, e.phases, e.steps});
 }
 
 RecordBatch deserialize_records(std::string_view bytes) {
@@ -114,23 +129,29 @@ RecordBatch deserialize_records(std::string_view bytes) {
   }
   b.ranks = read_rows(r, detail::rank_columns());
   b.plan = read_rows(r, detail::plan_columns());
+  b.power_samples = read_rows(r, detail::sample_columns());
+  b.phase_energy = read_rows(r, detail::phase_energy_columns());
+  b.step_energy = read_rows(r, detail::step_energy_columns());
   if (!r.done()) r.fail("trailing bytes");
   return b;
 }
 
 namespace {
 
-// Moves every record of `from` into `to` (anything with the RecordBatch members).
+template <class T>
+void move_into(std::vector<T>& dst, std::vector<T>& src) {
+  dst.insert(dst.end(), std::make_move_iterator(src.begin()), std::make_move_iterator(src.end()));
+}
+
+// Moves every record of `from` but the energy rows into `to` (anything with the RecordBatch
+// members).
 template <class To>
-void move_records(To& to, RecordBatch&& from) {
+void move_records(To& to, RecordBatch& from) {
   for (const auto& [key, text] : from.outputs) {
     if (to.outputs.count(key))
       throw RunError("records: two outputs for workflow " + std::to_string(key.first) + " step " +
                      std::to_string(key.second));
   }
-  auto move_into = [](auto& dst, auto& src) {
-    dst.insert(dst.end(), std::make_move_iterator(src.begin()), std::make_move_iterator(src.end()));
-  };
   move_into(to.phases, from.phases);
   move_into(to.steps, from.steps);
   move_into(to.workflows, from.workflows);
@@ -142,11 +163,23 @@ void move_records(To& to, RecordBatch&& from) {
 }  // namespace
 
 void append_records(RunReport& report, RecordBatch&& batch) {
-  move_records(report, std::move(batch));
+  move_records(report, batch);
+  const bool energy =
+      !batch.power_samples.empty() || !batch.phase_energy.empty() || !batch.step_energy.empty();
+  if (energy && !report.energy) report.energy.emplace();
+  if (!report.energy) return;
+  move_into(report.energy->samples, batch.power_samples);
+  move_into(report.energy->phases, batch.phase_energy);
+  move_into(report.energy->steps, batch.step_energy);
+  if (std::string source = energy_source(report.ranks, report.energy->samples); !source.empty())
+    report.energy->source = std::move(source);
 }
 
 void merge_records(RecordBatch& into, RecordBatch&& batch) {
-  move_records(into, std::move(batch));
+  move_records(into, batch);
+  move_into(into.power_samples, batch.power_samples);
+  move_into(into.phase_energy, batch.phase_energy);
+  move_into(into.step_energy, batch.step_energy);
 }
 
 }  // namespace flowrank::report

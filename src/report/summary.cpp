@@ -9,6 +9,9 @@
 #include <optional>
 #include <set>
 #include <string_view>
+#include <tuple>
+
+#include "number_text.hpp"
 
 namespace flowrank::report {
 
@@ -51,11 +54,7 @@ StepSummary summarize_steps(const std::string& name, const std::vector<const Ste
   return s;
 }
 
-std::string fixed(double v, int decimals) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-  return buf;
-}
+using detail::fixed;
 
 // A markdown table with columns padded to their widest cell; `right` marks numeric columns.
 std::string markdown_table(const std::vector<std::string>& header, const std::vector<bool>& right,
@@ -113,6 +112,90 @@ nlohmann::json step_json(const StepSummary& s) {
           {"cached_tokens", s.cached_tokens},
           {"decode_tokens", s.decode_tokens},
           {"decode_tokens_per_s", s.decode_tokens_per_s}};
+}
+
+// Energy per phase name and per step name, in the summary's orders.
+void summarize_energy_rows(const RunReport& report, Summary& out) {
+  const EnergyReport& e = *report.energy;
+  out.energy = summarize_energy(e, report.steps);
+  out.energy_source = e.source;
+  for (const PhaseSummary& p : out.phases) {
+    EnergyRow row{p.phase, 0, 0, 0};
+    double seconds = 0;  // of the records measured: a rank without energy adds no time
+    bool measured = false;
+    for (const PhaseEnergy& x : e.phases) {
+      if (x.phase != p.phase) continue;
+      measured = true;
+      row.energy_j += x.energy_j;
+      seconds += x.duration_s;
+    }
+    if (!measured) continue;  // after the sampling ended (the gather), or on no measuring rank
+    row.mean_power_w = seconds > 0 ? row.energy_j / seconds : 0;
+    out.phase_energy.push_back(row);
+  }
+  std::map<std::tuple<int32_t, int32_t, int32_t>, double> by_step;
+  for (const StepEnergy& x : e.steps) by_step[{x.rank, x.workflow, x.step}] += x.energy_j;
+  std::vector<std::string> names;
+  for (const StepSummary& s : out.steps) names.push_back(s.name);
+  names.push_back("all");
+  for (const std::string& name : names) {
+    EnergyRow row{name, 0, 0, 0};
+    int64_t tokens = 0;
+    for (const StepRecord& r : report.steps) {
+      if (name != "all" && r.name != name) continue;
+      auto it = by_step.find({r.rank, r.workflow, r.step});
+      if (it == by_step.end()) continue;  // on a rank that measured nothing
+      row.energy_j += it->second;
+      tokens += r.prompt_tokens + r.decode_tokens;
+    }
+    row.tokens_per_j = row.energy_j > 0 ? static_cast<double>(tokens) / row.energy_j : 0;
+    out.step_energy.push_back(row);
+  }
+}
+
+std::string format_energy(const Summary& summary) {
+  std::string out;
+  if (const auto& e = summary.energy) {
+    out += "energy (" + summary.energy_source + "): run " + fixed(e->run_energy_j, 1) + " J at " +
+           fixed(e->run_mean_power_w, 1) + " W mean, " + fixed(e->tokens_per_j, 3) + " tokens/J (" +
+           fixed(e->decode_tokens_per_j, 3) + " decode tokens/J); all phases " +
+           fixed(e->total_energy_j, 1) + " J; run from power readings alone " +
+           fixed(e->run_energy_from_power_j, 1) + " J\n\n";
+  } else {
+    out += "energy (" + summary.energy_source + ")\n\n";
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const EnergyRow& r : summary.phase_energy)
+    rows.push_back({r.name, fixed(r.energy_j, 1), fixed(r.mean_power_w, 1)});
+  out += markdown_table({"phase", "energy J", "mean W"}, {false, true, true}, rows) + "\n";
+  rows.clear();
+  for (const EnergyRow& r : summary.step_energy)
+    rows.push_back({r.name, fixed(r.energy_j, 1), fixed(r.tokens_per_j, 3)});
+  return out + markdown_table({"step", "energy J", "tokens/J"}, {false, true, true}, rows);
+}
+
+nlohmann::json energy_json(const Summary& summary) {
+  auto rows = [](const std::vector<EnergyRow>& v, bool phases) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const EnergyRow& r : v)
+      out.push_back(
+          {{"name", r.name},
+           {"energy_j", r.energy_j},
+           {phases ? "mean_power_w" : "tokens_per_j", phases ? r.mean_power_w : r.tokens_per_j}});
+    return out;
+  };
+  nlohmann::json j = {{"source", summary.energy_source},
+                      {"phases", rows(summary.phase_energy, true)},
+                      {"steps", rows(summary.step_energy, false)}};
+  if (const auto& e = summary.energy) {
+    j["run_energy_j"] = e->run_energy_j;
+    j["run_energy_from_power_j"] = e->run_energy_from_power_j;
+    j["run_mean_power_w"] = e->run_mean_power_w;
+    j["total_energy_j"] = e->total_energy_j;
+    j["tokens_per_j"] = e->tokens_per_j;
+    j["decode_tokens_per_j"] = e->decode_tokens_per_j;
+  }
+  return j;
 }
 
 }  // namespace
@@ -184,6 +267,7 @@ Summary summarize(const RunReport& report) {
     out.steps.push_back(summarize_steps(name, by_name[name], out.run_wall_s));
   out.overall = summarize_steps("all", all, out.run_wall_s);
   out.ranks = report.ranks;
+  if (report.energy) summarize_energy_rows(report, out);
   return out;
 }
 
@@ -222,6 +306,7 @@ std::string format_summary_table(const Summary& summary, const RunAttributes& at
     out += "\n" + markdown_table({"rank", "host", "device", "status", "steps", "error"},
                                  {true, false, false, false, true, false}, rank_rows);
   }
+  if (!summary.phase_energy.empty() || summary.energy) out += "\n" + format_energy(summary);
   return out;
 }
 
@@ -253,102 +338,23 @@ nlohmann::json summary_json(const Summary& summary, const RunAttributes& attrs) 
                      {"steps_total", r.steps_total},
                      {"engine_steps", r.engine_steps},
                      {"engine_computed_tokens", r.engine_computed_tokens},
-                     {"weights", r.weights}});
-  return {{"run", run},
-          {"ranks", ranks},
-          {"failed_steps", summary.failed_steps},
-          {"steps", steps},
-          {"overall", step_json(summary.overall)},
-          {"phases", phases},
-          {"run_wall_s", summary.run_wall_s},
-          {"workflows", summary.workflows}};
+                     {"weights", r.weights},
+                     {"energy", r.energy}});
+  nlohmann::json out = {{"run", run},
+                        {"ranks", ranks},
+                        {"failed_steps", summary.failed_steps},
+                        {"steps", steps},
+                        {"overall", step_json(summary.overall)},
+                        {"phases", phases},
+                        {"run_wall_s", summary.run_wall_s},
+                        {"workflows", summary.workflows}};
+  if (!summary.energy_source.empty()) out["energy"] = energy_json(summary);
+  return out;
 }
 
 std::string format_summary_json(const Summary& summary, const RunAttributes& attrs) {
   // `replace` keeps a report with odd bytes in a name printable instead of throwing.
   return summary_json(summary, attrs).dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-std::string format_seed_log(const RunReport& report) {
-  const RunAttributes& a = report.attrs;
-  std::string out;
-  auto ms = [](double v) { return fixed(v, 2); };
-
-  auto fb = a.extra.find("fixture_bytes");
-  auto ff = a.extra.find("fixture_files");
-  if (fb != a.extra.end() && ff != a.extra.end())
-    out += "[INPUT] fixture_bytes=" + fb->second + " fixture_files=" + ff->second + "\n";
-
-  // Longest record of a phase over ranks: the rank that gated the next phase.
-  auto phase_max_s = [&](std::string_view phase) -> std::optional<double> {
-    std::optional<double> v;
-    for (const PhaseRecord& p : report.phases)
-      if (p.phase == phase) v = std::max(v.value_or(p.duration_s), p.duration_s);
-    return v;
-  };
-  if (auto expand = phase_max_s("flow_expand")) {
-    out += "[TIMING] flow_expansion_ms=" + ms(*expand * 1000.0);
-    auto cache = a.extra.find("flow_cache");
-    if (cache != a.extra.end() && cache->second == "hit") out += " (cached)";
-    if (cache != a.extra.end() && (cache->second == "miss" || cache->second == "off"))
-      out += " (generated)";
-    out += "\n";
-  }
-  if (auto preload = phase_max_s("engine_preload"))
-    out += "[TIMING] engine_init_ms=" + ms(*preload * 1000.0) + "\n";
-
-  std::map<int32_t, std::vector<const StepRecord*>> steps_by_wf;
-  for (const StepRecord& s : report.steps) steps_by_wf[s.workflow].push_back(&s);
-  std::map<int32_t, const WorkflowRecord*> wf_records;
-  for (const WorkflowRecord& w : report.workflows) wf_records[w.workflow] = &w;
-  std::set<int32_t> workflows;
-  for (const auto& [wf, steps] : steps_by_wf) workflows.insert(wf);
-  for (const auto& [wf, rec] : wf_records) workflows.insert(wf);
-
-  for (int32_t wf : workflows) {
-    auto it = steps_by_wf.find(wf);
-    if (it != steps_by_wf.end()) {
-      std::vector<const StepRecord*> steps = it->second;
-      std::stable_sort(steps.begin(), steps.end(),
-                       [](const StepRecord* x, const StepRecord* y) { return x->step < y->step; });
-      for (const StepRecord* s : steps) {
-        out += "[TARGET] flow=" + std::to_string(wf) + " step=" + s->name +
-               " latency_ms=" + ms(s->latency_ms) +
-               " prompt_tokens=" + std::to_string(s->prompt_tokens) +
-               " decode_tokens=" + std::to_string(s->decode_tokens) +
-               " prefill_tokens=" + std::to_string(s->prompt_tokens - s->cached_tokens) +
-               " reused_tokens=" + std::to_string(s->cached_tokens) +
-               " local_out_hash=" + s->output_sha256_8 + "\n";
-      }
-    }
-    auto rec = wf_records.find(wf);
-    if (rec != wf_records.end())
-      out += "[TIMING] workflow_" + std::to_string(wf) +
-             "_ms=" + ms((rec->second->end_s - rec->second->start_s) * 1000.0) + "\n";
-  }
-
-  double run_begin = std::numeric_limits<double>::infinity();
-  double run_end = -std::numeric_limits<double>::infinity();
-  for (const PhaseRecord& p : report.phases) {
-    if (p.phase != "run") continue;
-    run_begin = std::min(run_begin, p.start_s);
-    run_end = std::max(run_end, p.start_s + p.duration_s);
-  }
-  if (run_end < run_begin) {  // no run phase: fall back to the workflows' span
-    for (const WorkflowRecord& w : report.workflows) {
-      run_begin = std::min(run_begin, w.start_s);
-      run_end = std::max(run_end, w.end_s);
-    }
-  }
-  if (run_end >= run_begin)
-    out += "[TIMING] benchmark_total_ms=" + ms((run_end - run_begin) * 1000.0) + "\n";
-  if (!report.workflows.empty()) {
-    double sum = 0;
-    for (const WorkflowRecord& w : report.workflows) sum += w.end_s - w.start_s;
-    out += "[TIMING] avg_workflow_ms=" +
-           ms(sum * 1000.0 / static_cast<double>(report.workflows.size())) + "\n";
-  }
-  return out;
 }
 
 }  // namespace flowrank::report

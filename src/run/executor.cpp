@@ -31,8 +31,9 @@ struct WorkflowState {
   std::vector<std::optional<std::string>> outputs;
   std::vector<bool> submitted;  // or resolved without the engine (resumed, failed, skipped)
   std::vector<bool> failed;     // failed or skipped
-  int32_t done = 0;             // steps ended in any way
-  int32_t good = 0;             // steps with an output
+  std::vector<std::string> prompt_hashes;  // first 8 hex of each built prompt's sha256
+  int32_t done = 0;                        // steps ended in any way
+  int32_t good = 0;                        // steps with an output
   Clock::time_point start{};
   bool started = false;
 };
@@ -77,6 +78,7 @@ void Run::add_workflows(const std::vector<int32_t>& workflows) {
     st.outputs.assign(n, std::nullopt);
     st.submitted.assign(n, false);
     st.failed.assign(n, false);
+    st.prompt_hashes.assign(n, std::string());
     for (std::size_t s = 0; opt_.done && s < n; ++s) {
       auto it = opt_.done->find({index, static_cast<int32_t>(s)});
       if (it == opt_.done->end()) continue;
@@ -112,6 +114,7 @@ void Run::submit_ready(std::size_t state_index) {
     engine::Request req;
     req.id = state_index * kStepsPerWorkflow + s;
     req.prompt = flow::step_prompt(job_, *st.wf, s, st.outputs);
+    st.prompt_hashes[s] = sha256_hex(req.prompt).substr(0, 8);
     req.chat = job_.chat;
     req.sampling = to_sampling_params(steps[s].sampling);
     req.stream = {static_cast<uint64_t>(st.wf->index), static_cast<uint64_t>(s)};
@@ -143,6 +146,7 @@ void Run::fail_step(WorkflowState& st, std::size_t s, const std::string& finish,
   rec.start_s = rec.end_s = seconds_between(opt_.epoch, Clock::now());
   rec.finish = finish;
   rec.error = error;
+  rec.prompt_sha256_8 = st.prompt_hashes[s];  // a rejected prompt has one; a skipped step none
   step_ended(st, std::move(rec), "");
 }
 
@@ -165,6 +169,7 @@ void Run::finish_step(engine::Completion& c) {
   rec.end_s = seconds_between(opt_.epoch, c.timing.finished);
   rec.finish = finish_name(c.finish);
   rec.output_sha256_8 = sha256_hex(c.text).substr(0, 8);
+  rec.prompt_sha256_8 = st.prompt_hashes[s];
   progress_.decode_tokens += c.decode_tokens;
   progress_.prompt_tokens += c.prompt_tokens;
   if (opt_.keep_outputs) result_.outputs[{st.wf->index, static_cast<int32_t>(s)}] = c.text;

@@ -17,6 +17,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 
 #include "flowrank/common/files.hpp"
 #include "flowrank/report/hdf5_report.hpp"
@@ -234,6 +235,51 @@ TEST_F(Ranks, OneTwoThreeRanksGiveTheSingleProcessHashes) {
     }
   }
 }
+
+#ifdef FLOWRANK_FAKE_NVML
+// Energy on two ranks against the stand-in NVML (a constant 150.5 W): each rank samples its own
+// board (entry <local rank> of CUDA_VISIBLE_DEVICES) and attributes its own phases and steps; the
+// report has both side by side, and each rank prints its own [TARGET] lines live.
+TEST_F(Ranks, EveryRankMeasuresItsOwnBoard) {
+  const std::string nvml =
+      std::string("CUDA_VISIBLE_DEVICES=3,3 FLOWRANK_NVML_LIBRARY=") + FLOWRANK_FAKE_NVML + " ";
+  const Result r = sh(env() + nvml + kMpirun + " -np 2 " + kBin + " " + run_args("energy.h5") +
+                      " --energy on --seed-log");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const RunReport rep = flowrank::report::read_report_hdf5(dir_ / "energy.h5");
+  EXPECT_EQ(hashes_of(rep), reference());
+  ASSERT_TRUE(rep.energy.has_value());
+  EXPECT_EQ(rep.attrs.extra.at("energy"), "measured");
+  const std::string board = "nvml: Fake GPU (GPU 3), every 20 ms, energy counter";
+  ASSERT_EQ(rep.ranks.size(), 2u);
+  for (const auto& k : rep.ranks) EXPECT_EQ(k.energy, board) << k.rank;
+  EXPECT_EQ(rep.energy->source, "rank 0: " + board + "; rank 1: " + board);
+  std::set<int32_t> sampled;
+  for (const auto& x : rep.energy->samples) sampled.insert(x.rank);
+  EXPECT_EQ(sampled, (std::set<int32_t>{0, 1}));
+
+  // Every rank's run phase has its energy: 150.5 W over its duration; the gather has none.
+  int runs = 0;
+  for (const auto& p : rep.energy->phases) {
+    EXPECT_NE(p.phase, "gather");
+    if (p.phase != "run") continue;
+    ++runs;
+    EXPECT_NEAR(p.energy_j, 150.5 * p.duration_s, 0.01 * 150.5 * p.duration_s + 0.05) << p.rank;
+  }
+  EXPECT_EQ(runs, 2);
+  // Every step's share, on the rank that ran it.
+  std::set<std::tuple<int32_t, int32_t, int32_t>> steps, shares;
+  for (const auto& s : rep.steps) steps.insert({s.rank, s.workflow, s.step});
+  for (const auto& e : rep.energy->steps) shares.insert({e.rank, e.workflow, e.step});
+  EXPECT_EQ(shares, steps);
+
+  int targets = 0;
+  for (std::size_t at = r.out.find("[TARGET] flow="); at != std::string::npos;
+       at = r.out.find("[TARGET] flow=", at + 1))
+    ++targets;
+  EXPECT_EQ(targets, 10) << r.out;
+}
+#endif
 
 // Ranks started with different job files are refused at start, naming both hashes.
 TEST_F(Ranks, MismatchedJobsAreRefusedNamingBothHashes) {

@@ -43,6 +43,30 @@ TEST(Utf8, CompletePrefixHoldsBackPartialSequence) {
   EXPECT_EQ(complete_utf8_prefix("\xf0\x9f\x98"), 0u);
 }
 
+// One U+FFFD per maximal subpart of an ill-formed sequence (Unicode 3.9, Table 3-7): a cut-short
+// sequence is one, a byte that no sequence may start with or continue is one each.
+TEST(Utf8, ReplaceInvalidByMaximalSubparts) {
+  const std::string r = "\xef\xbf\xbd";
+  EXPECT_EQ(utf8_replace_invalid("ok \xc3\xa9"), "ok \xc3\xa9");
+  EXPECT_EQ(utf8_replace_invalid("ab\xe2\x82"
+                                 "cd\xff"),
+            "ab" + r + "cd" + r);
+  EXPECT_EQ(utf8_replace_invalid("\xe0\x80x"), r + r + "x");           // E0 needs A0..BF next
+  EXPECT_EQ(utf8_replace_invalid("\xed\xa0\x80"), r + r + r);          // surrogate
+  EXPECT_EQ(utf8_replace_invalid("\xf4\x90\x80\x80"), r + r + r + r);  // above U+10FFFF
+  EXPECT_EQ(utf8_replace_invalid("\xf0\x9f\x98"), r);                  // cut short at the end
+  EXPECT_EQ(utf8_replace_invalid("\xc0\xaf"), r + r);                  // overlong
+}
+
+TEST(Utf8, PrefixBytesCountCodePoints) {
+  const std::string s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z";  // a é € 😀 z
+  EXPECT_EQ(utf8_prefix_bytes(s, 0), 0u);
+  EXPECT_EQ(utf8_prefix_bytes(s, 2), 3u);
+  EXPECT_EQ(utf8_prefix_bytes(s, 4), 10u);
+  EXPECT_EQ(utf8_prefix_bytes(s, 5), s.size());
+  EXPECT_EQ(utf8_prefix_bytes(s, 99), s.size());
+}
+
 TEST(Files, AtomicWriteReplacesAndLeavesNoTemp) {
   fs::path dir = fs::temp_directory_path() / "flowrank_common_test";
   fs::remove_all(dir);

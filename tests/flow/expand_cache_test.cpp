@@ -42,6 +42,10 @@ class ExpandTest : public ::testing::Test {
               std::to_string(workflows) + "\n" + extra);
   }
   ExpansionResult expand() { return expand_job(load_job(dir / "job/j.toml"), &cache); }
+  // The seed layout's defaults: harness rules, sorted order.
+  fs::path manifest() const {
+    return cache.manifest_path(dir / "fx", {}, FixtureRules::kHarness, FixtureOrder::kSorted);
+  }
 
   TempDir dir;
   FlowCache cache{dir / "cache"};
@@ -87,9 +91,18 @@ TEST_F(ExpandTest, WorkflowsBeyondSuiteAndUnknownStepOverride) {
   expect_input_error([&] { expand(); }, {job, "steps.reviewer", "no step named 'reviewer'"});
 }
 
+// Under fixture_rules "all" a file that is not UTF-8 is an error; the harness rules skip it (its
+// loader's decode failed and it moved on), and say so.
 TEST_F(ExpandTest, InvalidUtf8FixtureThroughExpand) {
   write(dir / "fx/bad.py", std::string("ok\n\xe2\x82", 5));  // cut-short sequence at byte 3
+  write_job("fixture_rules = \"all\"\n");
   expect_input_error([&] { expand(); }, {(dir / "fx/bad.py").string(), "invalid UTF-8 at byte 3"});
+  write_job("");
+  const ExpansionResult r = expand();
+  EXPECT_EQ(r.job.fixture_files, 3u);
+  ASSERT_EQ(r.job.fixture_skipped.size(), 1u);
+  EXPECT_EQ(r.job.fixture_skipped[0].path, "bad.py");
+  EXPECT_EQ(r.job.fixture_skipped[0].reason, "not UTF-8 (byte 3)");
 }
 
 TEST_F(ExpandTest, MissThenHitWithoutReadingFixtures) {
@@ -98,7 +111,7 @@ TEST_F(ExpandTest, MissThenHitWithoutReadingFixtures) {
   EXPECT_FALSE(first.warning.has_value());
   EXPECT_EQ(first.fixture_files_read, 3u);
   EXPECT_TRUE(fs::exists(cache.entry_path(first.key)));
-  EXPECT_TRUE(fs::exists(cache.manifest_path(dir / "fx", {})));
+  EXPECT_TRUE(fs::exists(manifest()));
 
   const ExpansionResult second = expand();
   EXPECT_TRUE(second.hit);
@@ -140,7 +153,7 @@ TEST_F(ExpandTest, VouchedListingStillSeesAddedAndRemovedFiles) {
   age_dirs();
   const ExpansionResult first = expand();
   EXPECT_FALSE(first.hit);
-  EXPECT_NE(read_file(cache.manifest_path(dir / "fx", {})).find("\nD\t"), std::string::npos);
+  EXPECT_NE(read_file(manifest()).find("\nD\t"), std::string::npos);
   const ExpansionResult second = expand();
   EXPECT_TRUE(second.hit);
   EXPECT_EQ(second.fixture_files_read, 0u);
@@ -315,7 +328,7 @@ TEST_F(ExpandTest, DirectCacheLoadStates) {
 
 TEST_F(ExpandTest, CorruptManifestOnlyCostsReads) {
   const ExpansionResult first = expand();
-  write(cache.manifest_path(dir / "fx", {}), "{ broken");
+  write(manifest(), "{ broken");
   const ExpansionResult second = expand();
   EXPECT_TRUE(second.hit);
   EXPECT_EQ(second.fixture_files_read, 3u);

@@ -44,12 +44,6 @@ TEST(GlobMatch, Table) {
     EXPECT_EQ(glob_match(r.pattern, r.path), r.match) << r.pattern << " vs " << r.path;
 }
 
-std::vector<std::string> paths_of(const FixtureTree& t) {
-  std::vector<std::string> out;
-  for (const auto& f : t.files) out.push_back(f.path);
-  return out;
-}
-
 TEST(FixtureTreeTest, ListsSortedBytewiseWithSizes) {
   TempDir d;
   // Created out of order; uppercase and dot sort before lowercase bytewise.
@@ -101,11 +95,14 @@ TEST(FixtureTreeTest, InvalidUtf8NamesFileAndByte) {
   write(d / "overlong.txt", std::string("x\xc0\xaf", 3));
   const FixtureTree t = list_fixture_tree(d.path(), {});
   ASSERT_EQ(paths_of(t), (std::vector<std::string>{"bad.txt", "ok.txt", "overlong.txt"}));
-  expect_input_error([&] { read_fixture_file(t, t.files[0]); },
-                     {(d / "bad.txt").string(), "invalid UTF-8 at byte 2"});
-  expect_input_error([&] { read_fixture_file(t, t.files[2]); },
+  auto content = [&](std::size_t i) {
+    return fixture_content(read_fixture_file(t, t.files[i]), FixtureRules::kAll,
+                           (d / t.files[i].path).string());
+  };
+  expect_input_error([&] { content(0); }, {(d / "bad.txt").string(), "invalid UTF-8 at byte 2"});
+  expect_input_error([&] { content(2); },
                      {(d / "overlong.txt").string(), "invalid UTF-8 at byte 1"});
-  EXPECT_EQ(read_fixture_file(t, t.files[1]), "fine");
+  EXPECT_EQ(content(1).text, "fine");
 }
 
 TEST(FixtureTreeTest, Symlinks) {
@@ -127,9 +124,9 @@ TEST(FixtureTextTest, AssembledAsFormatsSays) {
   write(d / "sub/b.txt", "beta");
   write(d / "a.txt", "alpha\n");
   const FixtureTree t = list_fixture_tree(d.path(), {});
-  std::vector<std::string> contents;
-  for (const auto& f : t.files) contents.push_back(read_fixture_file(t, f));
-  EXPECT_EQ(fixture_text(t, contents),
+  FixtureTexts texts;
+  for (const auto& f : t.files) texts.emplace_back(f.path, read_fixture_file(t, f));
+  EXPECT_EQ(fixture_text(texts),
             "===== FILE: a.txt =====\nalpha\n\n"
             "\n"
             "===== FILE: sub/b.txt =====\nbeta\n");

@@ -11,8 +11,10 @@
 #include <functional>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "flowrank/common/error.hpp"
+#include "flowrank/flow/fixtures.hpp"
 
 namespace flowrank::flow::testing {
 
@@ -65,6 +67,13 @@ inline int64_t mtime_ns(const fs::path& path) {
   struct ::stat st {};
   if (::stat(path.c_str(), &st) != 0) throw std::runtime_error("stat failed");
   return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+}
+
+// The relative paths of a listed fixture tree, in its order.
+inline std::vector<std::string> paths_of(const FixtureTree& t) {
+  std::vector<std::string> out;
+  for (const auto& f : t.files) out.push_back(f.path);
+  return out;
 }
 
 // Asserts that `fn` throws InputError whose one-line message contains every needle.

@@ -42,6 +42,8 @@ TEST_F(JobFileTest, DefaultsAndPathsRelativeToJobFile) {
   EXPECT_EQ(job.model, "");
   EXPECT_EQ(job.output, fs::path("reports/j1.h5"));  // relative to cwd, not to the job
   EXPECT_TRUE(job.fixture_include.empty());
+  EXPECT_EQ(job.fixture_rules, FixtureRules::kHarness);  // the seed layout's default
+  EXPECT_EQ(job.fixture_order, FixtureOrder::kSorted);
   EXPECT_EQ(job.engine.block_size, 16);
   EXPECT_EQ(job.engine.max_batch_tokens, 2048);
   EXPECT_EQ(job.engine.max_seqs, 64);
@@ -84,6 +86,7 @@ TEST_F(JobFileTest, EveryKey) {
   const JobSpec job = load_job(p);
   EXPECT_EQ(job.fixture_include, (std::vector<std::string>{"*.txt", "src/**/*.py"}));
   EXPECT_EQ(job.layout, PromptLayout::kContextFirst);
+  EXPECT_EQ(job.fixture_rules, FixtureRules::kAll);  // context-first's default
   EXPECT_TRUE(job.chat);
   EXPECT_EQ(job.model, (dir.path() / "models/m.gguf").lexically_normal().string());
   EXPECT_EQ(job.device, "cpu");
@@ -105,6 +108,34 @@ TEST_F(JobFileTest, EveryKey) {
   EXPECT_EQ(job.engine.max_seqs, 8);
   EXPECT_FALSE(job.engine.prefix_cache);
   EXPECT_EQ(job.engine.threads, 2);
+}
+
+TEST_F(JobFileTest, FixtureRulesOrderAndChainedLayout) {
+  struct Case {
+    std::string keys;
+    PromptLayout layout;
+    FixtureRules rules;
+    FixtureOrder order;
+  };
+  const std::vector<Case> cases = {
+      {"layout = \"seed-chained\"\n", PromptLayout::kSeedChained, FixtureRules::kHarness,
+       FixtureOrder::kSorted},
+      {"fixture_rules = \"all\"\nfixture_order = \"walk\"\n", PromptLayout::kSeed,
+       FixtureRules::kAll, FixtureOrder::kWalk},
+      // The default follows the layout wherever the layout key sits.
+      {"fixture_order = \"sorted\"\nlayout = \"context-first\"\n", PromptLayout::kContextFirst,
+       FixtureRules::kAll, FixtureOrder::kSorted},
+      {"layout = \"context-first\"\nfixture_rules = \"harness\"\n", PromptLayout::kContextFirst,
+       FixtureRules::kHarness, FixtureOrder::kSorted},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.keys);
+    const JobSpec job = load_job(write_job(base() + c.keys));
+    EXPECT_EQ(job.layout, c.layout);
+    EXPECT_EQ(job.fixture_rules, c.rules);
+    EXPECT_EQ(job.fixture_order, c.order);
+  }
+  EXPECT_STREQ(layout_name(PromptLayout::kSeedChained), "seed-chained");
 }
 
 TEST_F(JobFileTest, DummyModelIsNotAPath) {
@@ -145,6 +176,12 @@ TEST_F(JobFileTest, BadInputs) {
        {"j.toml:5", "workflows", "must be an integer, got a string"}},
       {"bad layout", "layout = \"sideways\"\n", false, {"layout", "sideways"}},
       {"bad device", "device = \"tpu\"\n", false, {"device", "tpu"}},
+      {"bad rules",
+       "fixture_rules = \"some\"\n",
+       false,
+       {"fixture_rules", "\"harness\" or \"all\""}},
+      {"bad order", "fixture_order = 1\n", false, {"fixture_order", "must be a string"}},
+      {"bad order value", "fixture_order = \"random\"\n", false, {"fixture_order", "\"walk\""}},
       {"top_p range", "[sampling]\ntop_p = 1.5\n", false, {"sampling.top_p", "(0, 1]"}},
       {"top_p zero", "[steps.x]\ntop_p = 0\n", false, {"steps.x.top_p"}},
       {"temperature range", "[sampling]\ntemperature = -0.1\n", false, {"sampling.temperature"}},

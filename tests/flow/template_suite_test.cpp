@@ -64,7 +64,13 @@ TEST(FlowTemplateTest, BadInputs) {
       {"unknown key",
        R"({"name": "x", "input": "", "colour": 1, )" + ok_steps + "}",
        {"unknown key 'colour'"}},
-      {"missing name", R"({"input": "", )" + ok_steps + "}", {"missing required key 'name'"}},
+      // Without a name, only the harness's shape (steps of name + instruction) is accepted.
+      {"missing name",
+       R"({"input": "", "steps": [{"name": "a", "instruction": "A", "uses": []}]})",
+       {"missing required key 'name'"}},
+      {"missing name, unknown top-level key",
+       R"({"input": "", "colour": 1, )" + ok_steps + "}",
+       {"unknown key 'colour'"}},
       {"missing input", R"({"name": "x", )" + ok_steps + "}", {"missing required key 'input'"}},
       {"missing steps", R"({"name": "x", "input": ""})", {"missing required key 'steps'"}},
       {"empty steps", R"({"name": "x", "input": "", "steps": []})", {"steps", "non-empty"}},
@@ -125,6 +131,55 @@ TEST(FlowTemplateTest, BadInputs) {
   }
 }
 
+// The seed harness's flows/three_step.json shape: no name, steps of only name and instruction.
+TEST(FlowTemplateTest, HarnessFormat) {
+  TempDir d;
+  write(d / "three_step.json", R"({
+  "input": "Review the codebase.",
+  "steps": [
+    {"name": "planner", "instruction": "Plan it."},
+    {"name": "executor", "instruction": "Do it."},
+    {"name": "verifier"}
+  ]
+})");
+  const FlowTemplate t = load_flow_template(d / "three_step.json");
+  EXPECT_TRUE(t.harness_format);
+  EXPECT_EQ(t.name, "three_step");
+  EXPECT_EQ(t.input, "Review the codebase.");
+  ASSERT_EQ(t.steps.size(), 3u);
+  EXPECT_EQ(t.steps[1].name, "executor");
+  EXPECT_EQ(t.steps[1].instruction, "Do it.");
+  EXPECT_EQ(t.steps[2].instruction, "");  // the harness read a missing instruction as ""
+  for (const auto& s : t.steps) {
+    EXPECT_TRUE(s.uses.empty());
+    EXPECT_FALSE(s.sampling.max_tokens.has_value());
+  }
+
+  write(d / "no_input.json", R"({"steps": [{"name": "a", "instruction": "A"}]})");
+  EXPECT_EQ(load_flow_template(d / "no_input.json").input, "");
+
+  write(d / "flowrank.json", kThreeSteps);
+  EXPECT_FALSE(load_flow_template(d / "flowrank.json").harness_format);
+
+  struct Case {
+    std::string json;
+    std::string needle;
+  };
+  const std::vector<Case> bad = {
+      {R"({"input": 3, "steps": [{"name": "a", "instruction": "A"}]})", "input: must be a string"},
+      {R"({"input": "", "steps": []})", "non-empty"},
+      {R"({"input": "", "steps": [{"instruction": "A"}]})", "step 0: missing required key 'name'"},
+      {R"({"input": "", "steps": [{"name": "a"}, {"name": "a"}]})", "duplicate step name"},
+      {R"({"input": "", "steps": [{"name": "a", "instruction": 1}]})", "instruction"},
+  };
+  for (const Case& c : bad) {
+    SCOPED_TRACE(c.json);
+    write(d / "bad.json", c.json);
+    expect_input_error([&] { load_flow_template(d / "bad.json"); },
+                       {(d / "bad.json").string(), c.needle});
+  }
+}
+
 TEST(FlowTemplateTest, MissingFile) {
   TempDir d;
   expect_input_error([&] { load_flow_template(d / "none.json"); }, {"none.json", "cannot read"});
@@ -141,6 +196,33 @@ TEST(TaskSuiteTest, Loads) {
   EXPECT_EQ(s.tasks[1].prompt, "PB");
   EXPECT_EQ(s.canonical,
             R"({"name":"s","tasks":[{"id":"a","prompt":"PA"},{"id":"b","prompt":"PB"}]})");
+}
+
+// The seed harness's flows/prompt_suite.json: an array of prompt strings.
+TEST(TaskSuiteTest, HarnessArray) {
+  TempDir d;
+  write(d / "prompt_suite.json", R"(["First task.", "Second task.", "First task."])");
+  const TaskSuite s = load_task_suite(d / "prompt_suite.json");
+  EXPECT_TRUE(s.harness_format);
+  EXPECT_EQ(s.name, "prompt_suite");
+  ASSERT_EQ(s.tasks.size(), 3u);
+  EXPECT_EQ(s.tasks[0].id, "1");
+  EXPECT_EQ(s.tasks[2].id, "3");  // a repeated prompt is a task of its own
+  EXPECT_EQ(s.tasks[1].prompt, "Second task.");
+  EXPECT_EQ(s.canonical, R"(["First task.","Second task.","First task."])");
+
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"[]", "must not be empty"},
+      {R"(["a", 2])", "element 1: a prompt suite array must hold only strings, got an integer"},
+      {"[1]", "element 0"},
+      {"\"text\"", "must be a JSON object (a task suite) or an array of prompt strings"},
+  };
+  for (const auto& [json, needle] : bad) {
+    SCOPED_TRACE(json);
+    write(d / "bad.json", json);
+    expect_input_error([&] { load_task_suite(d / "bad.json"); },
+                       {(d / "bad.json").string(), needle});
+  }
 }
 
 TEST(TaskSuiteTest, BadInputs) {

@@ -4,6 +4,7 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -35,6 +36,27 @@ TEST(Hdf5Report, RoundTripsEveryFieldWithOutputs) {
   expect_equal(report, back);
   EXPECT_EQ(back.outputs.at({0, 2}).size(), 10u);  // the NUL byte and what follows survive
   EXPECT_EQ(back.outputs.at({0, 1}), "");
+}
+
+TEST(Hdf5Report, RoundTripsEnergy) {
+  TempDir dir;
+  RunReport report = sample_report();
+  report.energy = testing_support::sample_energy();
+  write_report_hdf5(report, dir / "run.h5", false);
+  RunReport back = read_report_hdf5(dir / "run.h5");
+  report.outputs.clear();
+  expect_equal(report, back);
+  ASSERT_TRUE(back.energy.has_value());
+
+  // A sample without a counter reading (NaN) comes back as one; without energy, no /energy group.
+  EXPECT_TRUE(std::isnan(back.energy->samples[3].counter_j));
+  report.energy.reset();
+  write_report_hdf5(report, dir / "run.h5", false);
+  EXPECT_FALSE(read_report_hdf5(dir / "run.h5").energy.has_value());
+  hid_t f = H5Fopen((dir / "run.h5").c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  EXPECT_EQ(H5Lexists(f, "energy", H5P_DEFAULT), 0);
+  H5Fclose(f);
 }
 
 TEST(Hdf5Report, LeavesOutputsOutUnlessAsked) {
@@ -181,9 +203,10 @@ TEST(Hdf5ReportRead, TruncatedFileIsNotHdf5) {
 
 // Opens a good report for editing with the HDF5 C API.
 template <class Edit>
-std::filesystem::path edited_report(const TempDir& dir, Edit edit) {
+std::filesystem::path edited_report(const TempDir& dir, Edit edit,
+                                    const RunReport& report = sample_report()) {
   const auto path = dir / "edited.h5";
-  write_report_hdf5(sample_report(), path, false);
+  write_report_hdf5(report, path, false);
   hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
   EXPECT_GE(f, 0);
   edit(f);
@@ -227,6 +250,136 @@ TEST(Hdf5ReportRead, TableMissingAColumn) {
     H5Tclose(type);
   });
   expect_input_error(path, "/workflows has no column 'start_s'");
+}
+
+// Rewrites table `name` without the columns in `drop`, rows kept (an older writer's table).
+void drop_columns(hid_t f, const char* name, const std::vector<std::string>& drop) {
+  hid_t old = H5Dopen2(f, name, H5P_DEFAULT);
+  hid_t full = H5Dget_type(old);
+  hid_t space = H5Dget_space(old);
+  size_t size = 0;
+  std::vector<std::pair<std::string, hid_t>> members;
+  for (int i = 0; i < H5Tget_nmembers(full); ++i) {
+    char* member = H5Tget_member_name(full, static_cast<unsigned>(i));
+    if (std::find(drop.begin(), drop.end(), std::string(member)) == drop.end()) {
+      hid_t t = H5Tget_member_type(full, static_cast<unsigned>(i));
+      members.emplace_back(member, t);
+      size += H5Tget_size(t);
+    }
+    H5free_memory(member);
+  }
+  hid_t reduced = H5Tcreate(H5T_COMPOUND, size);
+  size_t at = 0;
+  for (const auto& [member, t] : members) {
+    H5Tinsert(reduced, member.c_str(), at, t);
+    at += H5Tget_size(t);
+  }
+  const hssize_t rows = H5Sget_simple_extent_npoints(space);
+  std::vector<unsigned char> buf(std::max<size_t>(1, static_cast<size_t>(rows) * size));
+  ASSERT_GE(H5Dread(old, reduced, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), 0);
+  H5Dclose(old);
+  ASSERT_GE(H5Ldelete(f, name, H5P_DEFAULT), 0);
+  hid_t ds = H5Dcreate2(f, name, reduced, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  ASSERT_GE(H5Dwrite(ds, reduced, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), 0);
+  H5Dclose(ds);
+#if H5_VERSION_GE(1, 12, 0)
+  H5Treclaim(reduced, space, H5P_DEFAULT, buf.data());  // the strings H5Dread allocated
+#else
+  H5Dvlen_reclaim(reduced, space, H5P_DEFAULT, buf.data());
+#endif
+  for (const auto& m : members) H5Tclose(m.second);
+  H5Tclose(reduced);
+  H5Sclose(space);
+  H5Tclose(full);
+}
+
+void set_report_format(hid_t f, int32_t format) {
+  hid_t attr = H5Aopen(f, "report_format", H5P_DEFAULT);
+  H5Awrite(attr, H5T_NATIVE_INT32, &format);
+  H5Aclose(attr);
+}
+
+TEST(Hdf5ReportRead, WritesFormatThree) {
+  TempDir dir;
+  write_report_hdf5(sample_report(), dir / "run.h5", false);
+  hid_t f = H5Fopen((dir / "run.h5").c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  int32_t format = 0;
+  hid_t attr = H5Aopen(f, "report_format", H5P_DEFAULT);
+  H5Aread(attr, H5T_NATIVE_INT32, &format);
+  H5Aclose(attr);
+  H5Fclose(f);
+  EXPECT_EQ(format, 3);
+}
+
+// A report written before format 2: /steps without error or prompt_sha256_8, no /ranks, no /plan,
+// report_format 1. It still reads, the newer columns empty.
+TEST(Hdf5ReportRead, FormatOneReportReads) {
+  TempDir dir;
+  auto path = edited_report(dir, [](hid_t f) {
+    drop_columns(f, "steps", {"error", "prompt_sha256_8"});
+    ASSERT_GE(H5Ldelete(f, "ranks", H5P_DEFAULT), 0);
+    ASSERT_GE(H5Ldelete(f, "plan", H5P_DEFAULT), 0);
+    set_report_format(f, 1);
+  });
+  const RunReport back = read_report_hdf5(path);
+  RunReport expected = sample_report();
+  expected.outputs.clear();
+  expected.ranks.clear();
+  expected.plan.clear();
+  for (StepRecord& s : expected.steps) {
+    s.prompt_sha256_8.clear();
+    s.error.clear();
+  }
+  expect_equal(expected, back);
+}
+
+// The many-ranks line's format 2: /ranks without `energy`, /steps without prompt_sha256_8.
+TEST(Hdf5ReportRead, FormatTwoOfTheRanksLineReads) {
+  TempDir dir;
+  auto path = edited_report(dir, [](hid_t f) {
+    drop_columns(f, "steps", {"prompt_sha256_8"});
+    drop_columns(f, "ranks", {"energy"});
+    set_report_format(f, 2);
+  });
+  const RunReport back = read_report_hdf5(path);
+  RunReport expected = sample_report();
+  expected.outputs.clear();
+  for (StepRecord& s : expected.steps) s.prompt_sha256_8.clear();
+  for (RankRecord& r : expected.ranks) r.energy.clear();
+  expect_equal(expected, back);
+}
+
+// The harness line's format 2: /steps without `error`, no /ranks or /plan, /energy/samples
+// without `rank` (one board).
+TEST(Hdf5ReportRead, FormatTwoOfTheHarnessLineReads) {
+  TempDir dir;
+  RunReport report = sample_report();
+  report.energy = testing_support::sample_energy();
+  auto path = edited_report(
+      dir,
+      [](hid_t f) {
+        drop_columns(f, "steps", {"error"});
+        drop_columns(f, "energy/samples", {"rank"});
+        ASSERT_GE(H5Ldelete(f, "ranks", H5P_DEFAULT), 0);
+        ASSERT_GE(H5Ldelete(f, "plan", H5P_DEFAULT), 0);
+        set_report_format(f, 2);
+      },
+      report);
+  const RunReport back = read_report_hdf5(path);
+  RunReport expected = report;
+  expected.outputs.clear();
+  expected.ranks.clear();
+  expected.plan.clear();
+  for (StepRecord& s : expected.steps) s.error.clear();
+  for (PowerSample& x : expected.energy->samples) x.rank = 0;
+  expect_equal(expected, back);
+}
+
+TEST(Hdf5ReportRead, NewerFormatIsRefused) {
+  TempDir dir;
+  auto path = edited_report(dir, [](hid_t f) { set_report_format(f, 4); });
+  expect_input_error(path, "report_format 4 is not supported (this build reads 1 to 3)");
 }
 
 TEST(Hdf5ReportRead, OutputGroupWithANonNumericName) {
@@ -292,7 +445,7 @@ print(json.dumps({
   EXPECT_EQ(j["step_fields"],
             nlohmann::json({"rank", "workflow", "step", "name", "prompt_tokens", "cached_tokens",
                             "decode_tokens", "queued_ms", "ttft_ms", "latency_ms", "start_s",
-                            "end_s", "finish", "output_sha256_8", "error"}));
+                            "end_s", "finish", "output_sha256_8", "error", "prompt_sha256_8"}));
   EXPECT_EQ(j["rows"], nlohmann::json({8, 11, 3}));
   EXPECT_EQ(j["rank_1_host"], "node-b");
   EXPECT_EQ(j["rank_0_engine_steps"].get<int64_t>(), int64_t{1} << 40);

@@ -32,13 +32,36 @@ TEST(RecordBytes, StartsWithMagicAndVersionAndIsLittleEndian) {
   RecordBatch b;
   b.phases = {{258, "run", 0.0, 1.0}};
   const std::string bytes = serialize_records(b);
-  EXPECT_EQ(bytes.substr(0, 5), std::string("FRRB\x02", 5));
+  EXPECT_EQ(bytes.substr(0, 5), std::string("FRRB\x03", 5));
   // phase count 1, then rank 258 = 0x0102 little-endian, then the name's length 3.
   EXPECT_EQ(bytes.substr(5, 4), std::string("\x01\0\0\0", 4));
   EXPECT_EQ(bytes.substr(9, 4), std::string("\x02\x01\0\0", 4));
   EXPECT_EQ(bytes.substr(13, 7), std::string("\x03\0\0\0run", 7));
-  // 5 header + 4 count + (4 + 7 + 8 + 8) phase + five empty counts of 4.
-  EXPECT_EQ(bytes.size(), 5u + 4 + 27 + 20);
+  // 5 header + 4 count + (4 + 7 + 8 + 8) phase + eight empty counts of 4.
+  EXPECT_EQ(bytes.size(), 5u + 4 + 27 + 32);
+}
+
+// The energy rows travel with the records; the report's energy source is rebuilt from the ranks
+// that measured (one: its own words; several: each named).
+TEST(RecordBytes, RoundTripsEnergyAndRebuildsItsSource) {
+  RunReport report = sample_report();
+  report.energy = testing_support::sample_energy();
+  RunReport back = from_batch(deserialize_records(serialize_records(report)));
+  ASSERT_TRUE(back.energy.has_value());
+  EXPECT_EQ(back.energy->source,
+            "rank 0: nvml: NVIDIA H200 (GPU 0), every 20 ms; rank 1: nvml: NVIDIA H200 (GPU 1), "
+            "every 20 ms");
+  report.energy->source = back.energy->source;
+  expect_equal(records_only(report), back);
+
+  // Only rank 0 sampled: the source is its own.
+  std::erase_if(report.energy->samples, [](const PowerSample& x) { return x.rank == 1; });
+  back = from_batch(deserialize_records(serialize_records(report)));
+  EXPECT_EQ(back.energy->source, "nvml: NVIDIA H200 (GPU 0), every 20 ms");
+
+  // A batch without energy rows makes no /energy.
+  report.energy.reset();
+  EXPECT_FALSE(from_batch(deserialize_records(serialize_records(report))).energy.has_value());
 }
 
 TEST(RecordBytes, EmptyBatchRoundTrips) {
@@ -67,14 +90,14 @@ void expect_rejected(const std::string& bytes, const std::string& message) {
 }
 
 TEST(RecordBytes, GarbageIsRejectedWithTheReasonAndOffset) {
-  std::string bytes = serialize_records(RecordBatch{});  // 5 + 6 * 4 = 29 bytes
-  expect_rejected(bytes + "x", "record bytes: trailing bytes at byte 29");
+  std::string bytes = serialize_records(RecordBatch{});  // 5 + 9 * 4 = 41 bytes
+  expect_rejected(bytes + "x", "record bytes: trailing bytes at byte 41");
   std::string bad_magic = bytes;
   bad_magic[0] = 'X';
   expect_rejected(bad_magic, "record bytes: bad magic at byte 4");
   std::string bad_version = bytes;
   bad_version[4] = 9;
-  expect_rejected(bad_version, "record bytes: version 9 not supported (expected 2) at byte 5");
+  expect_rejected(bad_version, "record bytes: version 9 not supported (expected 3) at byte 5");
   // A phase count of 2^32-1 with nothing behind it must not allocate: it is checked first.
   std::string huge = bytes;
   huge.replace(5, 4, std::string("\xff\xff\xff\xff", 4));

@@ -2,6 +2,7 @@
 // Shared by the report tests: a hand-built multi-rank report, temp directories, running tools.
 #include <sys/wait.h>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <random>
@@ -63,6 +64,23 @@ inline bool python_has_h5py_and_matplotlib() {
   return run_command("/usr/bin/python3 -c 'import h5py, matplotlib'").exit_code == 0;
 }
 
+// A workflow whose first step failed (an over-long prompt) and whose second was skipped.
+inline void add_failed_workflow(RunReport& r, int32_t rank, int32_t workflow) {
+  StepRecord failed;
+  failed.rank = rank;
+  failed.workflow = workflow;
+  failed.step = 0;
+  failed.name = "planner";
+  failed.finish = "error";
+  failed.error = "request 196608: prompt of 9000 tokens exceeds the model context of 8192";
+  r.steps.push_back(failed);
+  failed.step = 1;
+  failed.name = "executor";
+  failed.finish = "skipped";
+  failed.error = "uses step planner, which failed";
+  r.steps.push_back(failed);
+}
+
 // Two ranks, three workflows of three steps (one workflow unfinished), outputs with unicode,
 // an empty output and an embedded NUL byte.
 inline RunReport sample_report() {
@@ -105,23 +123,11 @@ inline RunReport sample_report() {
       s.end_s = 1.6 + k + 0.3;
       s.finish = step == 2 ? "stop" : "length";
       s.output_sha256_8 = "0123abc" + std::to_string(k % 10);
+      s.prompt_sha256_8 = "feed00" + std::to_string(10 + k);
       r.steps.push_back(s);
     }
   }
-  // A fourth workflow whose first step failed and whose second was skipped.
-  StepRecord failed;
-  failed.rank = 1;
-  failed.workflow = 3;
-  failed.step = 0;
-  failed.name = "planner";
-  failed.finish = "error";
-  failed.error = "request 196608: prompt of 9000 tokens exceeds the model context of 8192";
-  r.steps.push_back(failed);
-  failed.step = 1;
-  failed.name = "executor";
-  failed.finish = "skipped";
-  failed.error = "uses step planner, which failed";
-  r.steps.push_back(failed);
+  add_failed_workflow(r, 1, 3);
   r.workflows = {{0, 0, 1.6, 4.9, 3}, {1, 1, 4.6, 7.9, 3}, {0, 2, 7.6, 10.9, 3}};
   RankRecord r0;
   r0.rank = 0;
@@ -135,6 +141,7 @@ inline RunReport sample_report() {
   r0.engine_computed_tokens = 123456789012;
   r0.kv_blocks = 512;
   r0.weights = "disk";
+  r0.energy = "nvml: NVIDIA H200 (GPU 0), every 20 ms";
   RankRecord r1 = r0;
   r1.rank = 1;
   r1.host = "node-b";
@@ -142,6 +149,7 @@ inline RunReport sample_report() {
   r1.error = "engine: out of memory";
   r1.engine_steps = 7;
   r1.weights = "rank0";
+  r1.energy = "nvml: NVIDIA H200 (GPU 1), every 20 ms";
   r.ranks = {r0, r1};
   r.plan = {{0, 0, 5200}, {1, 1, 5100}, {2, 0, 5000}, {3, 1, 9000}};
   r.outputs[{0, 0}] = "plan: naïve → 東京 🚀\nline two";
@@ -149,6 +157,49 @@ inline RunReport sample_report() {
   r.outputs[{0, 2}] = std::string("nul\0inside", 10);
   r.outputs[{2, 1}] = "ok <END>";
   return r;
+}
+
+// Board power as a GPU run records it: samples and the derived phase and step energies.
+inline EnergyReport sample_energy() {
+  EnergyReport e;
+  e.source = "nvml: NVIDIA H200 (GPU 0), every 20 ms";
+  e.samples = {{0.5, 90.0, 1000.0}, {1.0, 120.5, 1052.5}, {6.0, 650.25, 3000.0}, {11.5, 130.0}};
+  e.samples.push_back({0.75, 75.0, 20.0, 1});  // rank 1's board
+  e.phases = {{0, "engine_preload", 0.06, 1.5, 150.0, 100.0},
+              {0, "run", 1.56, 10.0, 4000.0, 400.0}};
+  e.steps = {{0, 0, 0, 120.5, 610.0}, {1, 1, 2, 33.25, 590.5}};
+  return e;
+}
+
+inline void expect_equal(const EnergyReport& a, const EnergyReport& b) {
+  EXPECT_EQ(a.source, b.source);
+  ASSERT_EQ(a.samples.size(), b.samples.size());
+  for (size_t i = 0; i < a.samples.size(); ++i) {
+    EXPECT_EQ(a.samples[i].rank, b.samples[i].rank);
+    EXPECT_EQ(a.samples[i].t_s, b.samples[i].t_s);
+    EXPECT_EQ(a.samples[i].power_w, b.samples[i].power_w);
+    EXPECT_EQ(std::isnan(a.samples[i].counter_j), std::isnan(b.samples[i].counter_j));
+    if (!std::isnan(a.samples[i].counter_j)) {
+      EXPECT_EQ(a.samples[i].counter_j, b.samples[i].counter_j);
+    }
+  }
+  ASSERT_EQ(a.phases.size(), b.phases.size());
+  for (size_t i = 0; i < a.phases.size(); ++i) {
+    EXPECT_EQ(a.phases[i].rank, b.phases[i].rank);
+    EXPECT_EQ(a.phases[i].phase, b.phases[i].phase);
+    EXPECT_EQ(a.phases[i].start_s, b.phases[i].start_s);
+    EXPECT_EQ(a.phases[i].duration_s, b.phases[i].duration_s);
+    EXPECT_EQ(a.phases[i].energy_j, b.phases[i].energy_j);
+    EXPECT_EQ(a.phases[i].mean_power_w, b.phases[i].mean_power_w);
+  }
+  ASSERT_EQ(a.steps.size(), b.steps.size());
+  for (size_t i = 0; i < a.steps.size(); ++i) {
+    EXPECT_EQ(a.steps[i].rank, b.steps[i].rank);
+    EXPECT_EQ(a.steps[i].workflow, b.steps[i].workflow);
+    EXPECT_EQ(a.steps[i].step, b.steps[i].step);
+    EXPECT_EQ(a.steps[i].energy_j, b.steps[i].energy_j);
+    EXPECT_EQ(a.steps[i].mean_power_w, b.steps[i].mean_power_w);
+  }
 }
 
 // Field-by-field equality, each mismatch reported on its own.
@@ -189,6 +240,7 @@ inline void expect_equal(const RunReport& a, const RunReport& b) {
     EXPECT_EQ(x.finish, y.finish);
     EXPECT_EQ(x.output_sha256_8, y.output_sha256_8);
     EXPECT_EQ(x.error, y.error);
+    EXPECT_EQ(x.prompt_sha256_8, y.prompt_sha256_8);
   }
   ASSERT_EQ(a.ranks.size(), b.ranks.size());
   for (size_t i = 0; i < a.ranks.size(); ++i) {
@@ -210,6 +262,7 @@ inline void expect_equal(const RunReport& a, const RunReport& b) {
     EXPECT_EQ(x.engine_cached_tokens, y.engine_cached_tokens);
     EXPECT_EQ(x.kv_blocks, y.kv_blocks);
     EXPECT_EQ(x.weights, y.weights);
+    EXPECT_EQ(x.energy, y.energy);
   }
   ASSERT_EQ(a.plan.size(), b.plan.size());
   for (size_t i = 0; i < a.plan.size(); ++i) {
@@ -227,6 +280,8 @@ inline void expect_equal(const RunReport& a, const RunReport& b) {
     EXPECT_EQ(a.workflows[i].steps, b.workflows[i].steps);
   }
   EXPECT_EQ(a.outputs, b.outputs);
+  ASSERT_EQ(a.energy.has_value(), b.energy.has_value());
+  if (a.energy) expect_equal(*a.energy, *b.energy);
 }
 
 }  // namespace flowrank::report::testing_support

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace flowrank::report {
 namespace {
 
@@ -201,6 +203,98 @@ TEST(SummaryJson, CarriesTheSameFigures) {
   EXPECT_EQ(j["phases"][1]["max_rank_s"], 3.0);
   EXPECT_EQ(j["run_wall_s"], 5.0);
   EXPECT_EQ(nlohmann::json::parse(format_summary_json(summarize(small_report()), attrs)), j);
+}
+
+}  // namespace
+}  // namespace flowrank::report
+
+namespace flowrank::report {
+namespace {
+
+// With /energy the summary adds energy by phase and step and tokens per joule; without it, no
+// energy figure at all (absent, not zero).
+TEST(SummaryEnergy, PresentOnlyWhenMeasured) {
+  RunReport r;
+  r.phases = {{0, "engine_preload", 0.0, 2.0}, {0, "run", 2.0, 4.0}};
+  StepRecord a = step("planner", 0, 1000, 10, 0, 300, 0, 100);
+  a.workflow = 0;
+  StepRecord b = step("executor", 1, 1000, 10, 0, 500, 0, 100);
+  b.workflow = 0;
+  r.steps = {a, b};
+  const std::string plain = format_summary_table(summarize(r), r.attrs);
+  EXPECT_EQ(plain.find("energy"), std::string::npos);
+  EXPECT_FALSE(summary_json(summarize(r), r.attrs).contains("energy"));
+
+  EnergyReport e;
+  e.source = "nvml: test GPU";
+  e.samples = {{0, 100}, {6, 100}};
+  e.phases = {{0, "engine_preload", 0.0, 2.0, 200.0, 100.0}, {0, "run", 2.0, 4.0, 400.0, 100.0}};
+  e.steps = {{0, 0, 0, 150.0, 100.0}, {0, 0, 1, 250.0, 100.0}};
+  r.energy = e;
+  const Summary s = summarize(r);
+  ASSERT_TRUE(s.energy.has_value());
+  EXPECT_DOUBLE_EQ(s.energy->run_energy_j, 400.0);
+  EXPECT_DOUBLE_EQ(s.energy->tokens_per_j, 1000.0 / 400.0);
+  ASSERT_EQ(s.step_energy.size(), 3u);  // planner, executor, all
+  EXPECT_EQ(s.step_energy[2].name, "all");
+  EXPECT_DOUBLE_EQ(s.step_energy[0].energy_j, 150.0);
+  EXPECT_DOUBLE_EQ(s.step_energy[0].tokens_per_j, 400.0 / 150.0);
+  EXPECT_DOUBLE_EQ(s.step_energy[2].energy_j, 400.0);
+  ASSERT_EQ(s.phase_energy.size(), 2u);
+  EXPECT_DOUBLE_EQ(s.phase_energy[0].mean_power_w, 100.0);
+
+  const std::string table = format_summary_table(s, r.attrs);
+  EXPECT_NE(table.find("energy (nvml: test GPU): run 400.0 J at 100.0 W mean, 2.500 tokens/J"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("| planner  |    150.0 |    2.667 |"), std::string::npos) << table;
+  const nlohmann::json j = summary_json(s, r.attrs);
+  EXPECT_EQ(j["energy"]["run_energy_j"], 400.0);
+  EXPECT_EQ(j["energy"]["steps"][1]["name"], "executor");
+}
+
+// Two ranks, only rank 0 measured: energies are rank 0's, tokens per joule counts rank 0's steps
+// that ran in this run, a phase's mean power divides by the measured rank's time alone; and the
+// power readings are integrated per board (rank 1's samples are another board's).
+TEST(SummaryEnergy, OnlyTheRanksThatMeasuredCount) {
+  RunReport r;
+  // The gather comes after the sampling ended: no energy row, rather than a row of zeros.
+  r.phases = {{0, "run", 0.0, 4.0}, {1, "run", 0.0, 4.0}, {0, "gather", 4.0, 0.1}};
+  StepRecord a = step("planner", 0, 1000, 10, 0, 300, 0, 100);
+  StepRecord b = step("planner", 0, 3000, 30, 0, 600, 0, 200);
+  b.rank = 1;
+  b.workflow = 1;
+  // Resumed from an earlier run on rank 0: no share of this run's energy, so no tokens either.
+  StepRecord resumed = step("planner", 0, 900, 9, 0, 5000, 0, 500);
+  resumed.workflow = 2;
+  r.steps = {a, b, resumed};
+  EnergyReport e;
+  e.samples = {{0, 100}, {4, 100}};  // rank 0's board at 100 W
+  e.phases = {{0, "run", 0.0, 4.0, 400.0, 100.0}};
+  e.steps = {{0, 0, 0, 400.0, 100.0}};
+  r.energy = e;
+  Summary s = summarize(r);
+  ASSERT_TRUE(s.energy.has_value());
+  EXPECT_DOUBLE_EQ(s.energy->run_energy_j, 400.0);
+  EXPECT_DOUBLE_EQ(s.energy->run_mean_power_w, 100.0);
+  EXPECT_DOUBLE_EQ(s.energy->tokens_per_j, 400.0 / 400.0);  // not (400 + 800) / 400
+  ASSERT_EQ(s.phase_energy.size(), 1u);
+  EXPECT_EQ(s.phase_energy[0].name, "run");
+  EXPECT_DOUBLE_EQ(s.phase_energy[0].mean_power_w, 100.0);  // not 400 J / 8 s
+  ASSERT_EQ(s.step_energy.size(), 2u);                      // planner, all
+  EXPECT_DOUBLE_EQ(s.step_energy[0].tokens_per_j, 400.0 / 400.0);
+
+  // Rank 1 measured too, at 300 W on its own board: the sums cover both boards, and the check
+  // from power readings integrates each board's samples alone.
+  r.energy->samples.push_back({0, 300, std::numeric_limits<double>::quiet_NaN(), 1});
+  r.energy->samples.push_back({4, 300, std::numeric_limits<double>::quiet_NaN(), 1});
+  r.energy->phases.push_back({1, "run", 0.0, 4.0, 1200.0, 300.0});
+  r.energy->steps.push_back({1, 1, 0, 1200.0, 300.0});
+  s = summarize(r);
+  EXPECT_DOUBLE_EQ(s.energy->run_energy_j, 1600.0);
+  EXPECT_DOUBLE_EQ(s.energy->run_energy_from_power_j, 1600.0);
+  EXPECT_DOUBLE_EQ(s.energy->run_mean_power_w, 200.0);  // per board
+  EXPECT_DOUBLE_EQ(s.energy->tokens_per_j, 1200.0 / 1600.0);
 }
 
 }  // namespace

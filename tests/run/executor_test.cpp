@@ -204,10 +204,13 @@ class RejectingEngine : public ScriptedEngine {
   explicit RejectingEngine(uint64_t step, uint64_t workflow = ~0ull)
       : step_(step), workflow_(workflow) {}
   void submit(engine::Request r) override {
-    if (r.stream.step == step_ && (workflow_ == ~0ull || r.stream.workflow == workflow_))
+    if (r.stream.step == step_ && (workflow_ == ~0ull || r.stream.workflow == workflow_)) {
+      rejected[{r.stream.workflow, r.stream.step}] = r.prompt;
       throw InputError("request", "prompt too long");
+    }
     ScriptedEngine::submit(std::move(r));
   }
+  std::map<std::pair<uint64_t, uint64_t>, std::string> rejected;  // (workflow, step) -> prompt
 
  private:
   uint64_t step_, workflow_;
@@ -226,6 +229,9 @@ TEST(Executor, RejectedStepFailsAloneWithItsReason) {
       EXPECT_EQ(s.finish, "error");
       EXPECT_EQ(s.error, "request: prompt too long");
       EXPECT_EQ(s.output_sha256_8, "");
+      // The prompt was built before the engine refused it: its hash says which one.
+      const auto prompt = eng.rejected.at({static_cast<uint64_t>(s.workflow), 2});
+      EXPECT_EQ(s.prompt_sha256_8, sha256_hex(prompt).substr(0, 8));
     } else {
       EXPECT_EQ(s.finish, "stop");
       EXPECT_EQ(s.error, "");
@@ -252,6 +258,7 @@ TEST(Executor, StepsUsingAFailedStepAreSkippedAndOtherWorkflowsRunOn) {
     EXPECT_EQ(s.finish, s.step == 0 ? "error" : "skipped") << s.step;
     if (s.step > 0) {
       EXPECT_EQ(s.error, "uses step planner, which failed");
+      EXPECT_EQ(s.prompt_sha256_8, "");  // never built: an output it uses is missing
     }
   }
   ASSERT_EQ(res.workflows.size(), 2u);
@@ -329,4 +336,35 @@ TEST(Progress, FormatsCountsRateAndEta) {
   p.elapsed_s = 30;
   // 10 tok/s; 3 steps in 30 s -> 6 more need 60 s.
   EXPECT_EQ(run::format_progress(p), "steps 3/9  decode 10.0 tok/s  elapsed 30.0s  ETA 1m00s");
+}
+
+// Each record carries the first 8 hex of the sha256 of the very prompt the engine got, and the
+// live callback sees every step and every finished workflow as it happens.
+TEST(Executor, PromptHashesAndLiveCallbacks) {
+  auto job = make_job(true, 2);
+  ScriptedEngine eng;
+  std::vector<std::pair<int32_t, int32_t>> seen_steps;
+  std::vector<int32_t> seen_workflows;
+  run::ExecutorOptions opts;
+  opts.on_step = [&](const report::StepRecord& r, const std::string&,
+                     const report::WorkflowRecord* w) {
+    seen_steps.emplace_back(r.workflow, r.step);
+    EXPECT_EQ(r.prompt_sha256_8.size(), 8u);
+    if (!w) return;
+    // A workflow is announced with its last step, after all of its steps.
+    EXPECT_EQ(w->workflow, r.workflow);
+    int steps = 0;
+    for (const auto& s : seen_steps) steps += s.first == w->workflow;
+    EXPECT_EQ(steps, 3);
+    seen_workflows.push_back(w->workflow);
+  };
+  auto res = run::execute(job, {0, 1}, eng, opts);
+  ASSERT_EQ(res.steps.size(), 6u);
+  EXPECT_EQ(seen_steps.size(), 6u);
+  EXPECT_EQ(seen_workflows.size(), 2u);
+  for (const auto& rec : res.steps) {
+    const uint64_t id = static_cast<uint64_t>(rec.workflow) * (1u << 16) + rec.step;
+    ASSERT_TRUE(eng.prompts.count(id)) << id;
+    EXPECT_EQ(rec.prompt_sha256_8, sha256_hex(eng.prompts.at(id)).substr(0, 8));
+  }
 }

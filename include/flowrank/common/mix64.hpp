@@ -3,11 +3,7 @@
 // dummy-weight generator are built from it on the host and on the device alike.
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define FLOWRANK_HOST_DEVICE __host__ __device__
-#else
-#define FLOWRANK_HOST_DEVICE
-#endif
+#include "flowrank/common/host_device.hpp"
 
 namespace flowrank {
 

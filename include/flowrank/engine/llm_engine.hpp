@@ -79,6 +79,7 @@ class LlmEngine : public Engine {
 
   // Reused every step: the step loop allocates nothing per token.
   StepBatch batch_;
+  std::vector<std::size_t> order_;  // batch_'s sequence i is plan chunk order_[i]
   StepResult result_;
   std::vector<Sequence*> finished_;
   bool return_logits_ = false;

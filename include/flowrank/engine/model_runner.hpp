@@ -85,6 +85,8 @@ class ModelRunner {
   // Waits for the step launch() started and hands back its tokens (and logits if asked).
   virtual void finish(StepResult& result) = 0;
   virtual std::string device_name() const = 0;
+  // Bytes of one weight or KV value as this backend holds them (f32 on the CPU, bf16 on a GPU).
+  virtual int32_t value_bytes() const { return 4; }
 
   // launch() + finish().
   void run(const StepBatch& batch, StepResult& result) {

@@ -1,11 +1,20 @@
 #pragma once
-// Token sampling as a pure function of (logits, sampling params, key): greedy (argmax, lowest id
-// on ties), or temperature -> top-k -> top-p (nucleus) -> one uniform draw. The draw comes from a
-// counter-based generator keyed by (seed, workflow, step, token index), so a request's output
-// never depends on batch composition, order or rank count. Weights are exp((logit - max) / T)
-// (float exp, summed in double in a fixed order; tokens below e^-30 of the top one are never
-// drawn), candidates are ranked by (weight desc, token id asc), so the result is reproducible
-// bit for bit. top_k = 0 and top_p = 1 switch those filters off.
+// Token sampling as a pure function of (logits, sampling params, key), the same on the CPU and on
+// the GPU (engine/cuda/sample.cu) to the token. Given a row of f32 logits:
+//   - greedy (temperature <= 0 or top_k == 1): argmax, the lowest id on ties; NaN never wins
+//     (a row of NaN gives 0).
+//   - otherwise, with m the greedy token's logit (not finite: greedy) and z_i = (logit_i - m) / T
+//     in double, each token weighs the integer q_i = min(floor(exp(z_i) 2^32), 2^32 - 1) with
+//     exp built from IEEE +, -, *, / only (sampling_rule.hpp), so q is bit-identical everywhere;
+//     q_i = 0 (z_i <= -23, NaN or -inf logits) is never drawn (no token with q > 0: greedy).
+//     Candidates are ranked by (q desc, id asc). top-k keeps the k first (k = 0: off); top-p
+//     (< 1; 1 is off) keeps the shortest ranked prefix of those whose weight reaches
+//     ceil(top_p * their weight) (one double multiply, at least one token). With W the kept
+//     weight and u the key's 53 random bits, the target is floor(u W / 2^53) (128-bit product)
+//     and the token is the first ranked candidate whose cumulative weight exceeds the target.
+// Integer weights make every sum exact, so any summation order (the GPU's radix select) agrees
+// with the CPU's. The draw comes from a counter-based generator keyed by (seed, workflow, step,
+// token index), so a request's output never depends on batch composition, order or rank count.
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -29,7 +38,7 @@ struct SampleRow {
   SampleKey key;
 };
 
-// Uniform double in [0, 1) from the key: splitmix64 rounds over the four values.
+// The key's 53 random bits (sampling::sample_bits53) as a uniform double in [0, 1).
 double uniform_from_key(const SampleKey& key);
 
 class Sampler {
@@ -46,14 +55,12 @@ class Sampler {
   static int32_t argmax(std::span<const float> logits);
 
  private:
-  // Log-weight range kept (relative probability > e^-30 ~ 1e-13), in unit buckets.
-  static constexpr std::size_t kBuckets = 30;
-  // Fills order_[0, n) with the candidates in draw order and probs_ with their unnormalised
-  // weights; returns n and the total weight of the kept candidates.
-  int32_t candidates(std::span<const float> logits, const SamplingParams& params, double& total);
+  // Leaves the kept candidates (after top-k and top-p) in keys_[0, n) as a set and returns n
+  // (0: sample greedily) with their total weight.
+  std::size_t nucleus(std::span<const float> logits, const SamplingParams& params, int32_t best,
+                      uint64_t& total);
 
-  std::vector<double> weight_;  // per token, reused between calls
-  std::vector<int32_t> order_;
+  std::vector<uint64_t> keys_;  // candidates as (weight << 32 | ~id), reused between calls
 };
 
 }  // namespace flowrank::engine

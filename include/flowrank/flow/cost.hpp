@@ -15,7 +15,7 @@ struct WorkflowCost {
   int64_t own_tokens = 0;
   // A prompt prefix that every step of every workflow starts with (the fixture text under the
   // context-first layout): a prefix cache computes it once per rank, so it is paid once per rank.
-  // 0 under the seed layout, whose shared text sits at the end.
+  // 0 under the seed layouts (seed, seed-chained), whose prompts start with the task.
   int64_t shared_prefix_tokens = 0;
 };
 

@@ -11,7 +11,7 @@
 namespace flowrank::flow {
 
 // Bump when expansion or prompt assembly changes meaning: old cache entries then miss.
-inline constexpr const char* kExpanderVersion = "flowrank-expander-1";
+inline constexpr const char* kExpanderVersion = "flowrank-expander-2";
 
 struct ExpansionResult {
   ExpandedJob job;

@@ -31,9 +31,10 @@ class FlowCache {
   void store(const std::string& key, const ExpandedJob& job) const;
 
   // Side file recording fixture content hashes by (path, size, mtime_ns) for one fixture
-  // directory + include globs.
+  // directory + include globs + rules + order.
   std::filesystem::path manifest_path(const std::filesystem::path& fixture_root,
-                                      const std::vector<std::string>& include) const;
+                                      const std::vector<std::string>& include, FixtureRules rules,
+                                      FixtureOrder order) const;
 
  private:
   std::filesystem::path dir_;

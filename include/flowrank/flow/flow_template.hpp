@@ -18,6 +18,9 @@ struct TemplateStep {
 
 struct FlowTemplate {
   std::filesystem::path path;
+  // True for the seed harness's own format (no `name`; steps of only `name` and `instruction`,
+  // docs/FORMATS.md): the name is then the file's stem.
+  bool harness_format = false;
   std::string name;
   std::string input;
   std::vector<TemplateStep> steps;
@@ -26,7 +29,8 @@ struct FlowTemplate {
   std::string canonical;
 };
 
-// Throws InputError "<file>: <problem>" naming the step or key at fault.
+// Reads either format, told apart by shape. Throws InputError "<file>: <problem>" naming the step
+// or key at fault.
 FlowTemplate load_flow_template(const std::filesystem::path& path);
 
 }  // namespace flowrank::flow

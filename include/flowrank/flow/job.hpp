@@ -43,6 +43,9 @@ struct JobSpec {
   std::filesystem::path flow;
   std::filesystem::path fixtures;
   std::vector<std::string> fixture_include;  // empty = every file
+  // Defaults: harness rules for the seed layouts, every file for context-first; sorted order.
+  FixtureRules fixture_rules = FixtureRules::kHarness;
+  FixtureOrder fixture_order = FixtureOrder::kSorted;
   std::filesystem::path suite;
   int32_t workflows = 0;
   bool workflows_from_command_line = false;  // set by apply_overrides: errors then name --workflows
@@ -76,6 +79,6 @@ struct JobOverrides {
 // checked when the suite is read (expand_job).
 void apply_overrides(JobSpec& job, const JobOverrides& overrides);
 
-const char* layout_name(PromptLayout layout);  // "seed" | "context-first"
+const char* layout_name(PromptLayout layout);  // "seed" | "context-first" | "seed-chained"
 
 }  // namespace flowrank::flow

@@ -5,11 +5,16 @@
 #include <string>
 #include <vector>
 
+#include "flowrank/flow/fixtures.hpp"
+
 namespace flowrank::flow {
 
-enum class PromptLayout {
-  kSeed,          // Instruction: {instruction}\n\nInput: {task}\n\n{input}\n\n{fixture text}
-  kContextFirst,  // fixture text first, then task, input, earlier outputs, instruction
+enum class PromptLayout {  // the values are stored in flow cache entries
+  kSeed = 0,          // Instruction: {instruction}\n\nInput: {task}\n\n{input}\n\n{fixture text}
+  kContextFirst = 1,  // fixture text first, then task, input, earlier outputs, instruction
+  kSeedChained =
+      2,  // the harness's later chained runner: ## Task / snippets / ## Previous Analysis
+          // (outputs cut at 1,500 characters) / ## Your Task, then the stop-marker line
 };
 
 struct StepSampling {
@@ -42,10 +47,13 @@ struct ExpandedJob {
   std::string job_name;
   PromptLayout layout = PromptLayout::kSeed;
   bool chat = false;
-  std::string input;           // the template's `input`
-  std::string fixture_text;    // assembled fixture tree (paths sorted)
-  uint64_t fixture_bytes = 0;  // sum of fixture file sizes
-  uint32_t fixture_files = 0;
+  std::string input;  // the template's `input`
+  // The fixture files in the job's order, assembled as the layout wants them (`===== FILE:`
+  // blocks, or snippets for kSeedChained).
+  std::string fixture_text;
+  uint64_t fixture_bytes = 0;  // sum of the files' text bytes (after the rules' newline changes)
+  uint32_t fixture_files = 0;  // files in the text
+  std::vector<SkippedFixture> fixture_skipped;  // what the fixture rules left out, with why
   std::vector<Workflow> workflows;
 };
 

@@ -8,6 +8,8 @@
 //   /workflows   compound table, one field per WorkflowRecord member
 //   /ranks       compound table, one field per RankRecord member (format 2)
 //   /plan        compound table, one field per PlanRecord member (format 2)
+//   /energy      (only when board power was measured) attribute `source`; tables samples
+//                (PowerSample), phases (PhaseEnergy), steps (StepEnergy) (format 2)
 //   /outputs/<workflow>/<step>   (only with keep_outputs) the generated text as a scalar
 //                fixed-length UTF-8 string (null-padded, so text with NUL bytes survives) with an
 //                int64 attribute `length` = its byte count; decimal names, e.g. /outputs/3/1.
@@ -21,10 +23,13 @@
 
 namespace flowrank::report {
 
-// Version of the layout above, written as the root attribute `report_format`.
-// 2 added /ranks, /plan and the /steps column `error`; format-1 files still read (empty /ranks and
-// /plan, empty errors).
-inline constexpr int32_t kReportFormat = 2;
+// Version of the layout above, written as the root attribute `report_format`. Every column and
+// table added after format 1 is optional when reading: a file without it reads as empty / absent.
+//   2  two development lines each wrote a "format 2": one with /ranks, /plan and the /steps column
+//      `error`; the other with the /steps column `prompt_sha256_8` and /energy. Both still read.
+//   3  the union of the two: /ranks (with `energy`), /plan, /energy (samples with `rank`), and
+//      /steps with both `error` and `prompt_sha256_8`.
+inline constexpr int32_t kReportFormat = 3;
 
 // Writes `report` to `path` atomically (temp file + rename; a failed write leaves any previous
 // file untouched). Throws RunError("<path>: <problem>") on any HDF5 failure, and when an `extra`

@@ -3,9 +3,12 @@
 // it.
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "flowrank/report/energy.hpp"
 
 namespace flowrank::report {
 
@@ -34,6 +37,10 @@ struct StepRecord {
   std::string finish;           // length | stop | eos, or error | skipped (no output)
   std::string output_sha256_8;  // first 8 hex of sha256(output UTF-8 bytes); empty without output
   std::string error;            // one line: why the step failed or was skipped; else empty
+  // First 8 hex of sha256 of the prompt text as flowrank built it (before any chat template):
+  // compare with `flowrank expand --hashes` and the harness's own prompts. Empty for a skipped
+  // step (its prompt could not be built) and in reports written before report format 3.
+  std::string prompt_sha256_8;
 };
 
 struct WorkflowRecord {
@@ -61,6 +68,9 @@ struct RankRecord {
   int64_t engine_cached_tokens = 0;
   int32_t kv_blocks = 0;
   std::string weights;  // where the weights came from: disk | rank0 (broadcast)
+  // This rank's board power: what was sampled (e.g. "nvml: NVIDIA H200 (GPU 1), every 20 ms,
+  // energy counter"), or "absent: <why>", or "off". Each rank samples the GPU it runs on.
+  std::string energy;
 };
 
 // The sharding plan: which rank runs which workflow, and the cost estimate it was placed by.
@@ -91,6 +101,8 @@ struct RunReport {
   std::vector<PlanRecord> plan;
   // (workflow, step) -> generated text; written under /outputs only with --keep-outputs.
   std::map<std::pair<int32_t, int32_t>, std::string> outputs;
+  // Board power and energy, when measured (a GPU run); absent, not zero, otherwise.
+  std::optional<EnergyReport> energy;
 };
 
 }  // namespace flowrank::report

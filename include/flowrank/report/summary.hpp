@@ -13,6 +13,7 @@
 // - Per phase: total_s sums the durations of every record of that phase over all ranks;
 //   max_rank_s sums the durations per rank and takes the largest (the rank that held the run up).
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,14 @@ struct PhaseSummary {
   double max_rank_s = 0;  // largest per-rank sum
 };
 
+// Energy by phase name or step name (when the run measured it: /energy).
+struct EnergyRow {
+  std::string name;  // phase or step name, "all" for every step
+  double energy_j = 0;
+  double mean_power_w = 0;  // phases: energy over their summed durations
+  double tokens_per_j = 0;  // steps: (prompt + decode tokens) / their energy
+};
+
 struct Summary {
   // Step names ordered by their smallest step index (planner, executor, verifier), then by name.
   std::vector<StepSummary> steps;
@@ -57,6 +66,11 @@ struct Summary {
   int64_t workflows = 0;     // number of WorkflowRecords
   int64_t failed_steps = 0;  // steps with an error (failed or skipped), left out of the stats
   std::vector<RankRecord> ranks;
+  // Present only when the report has /energy (never zeros for a run that did not measure).
+  std::optional<EnergySummary> energy;
+  std::string energy_source;
+  std::vector<EnergyRow> phase_energy;  // phases in the order of `phases`, those measured
+  std::vector<EnergyRow> step_energy;   // step names in the order of `steps`, then "all"
 };
 
 // Nearest-rank percentile of `values` (need not be sorted); 0 for an empty vector.
@@ -66,32 +80,14 @@ Summary summarize(const RunReport& report);
 
 // Aligned markdown tables (like llama-bench): one header line with the run's attributes, a table of
 // steps (one row per step name plus "all") and a table of phases; then a line counting failed
-// steps and a table of ranks (several ranks, or one that did not complete), when there are any.
-// Ends with a newline.
+// steps and a table of ranks (several ranks, or one that did not complete), when there are any;
+// with energy, an energy line and tables of energy by phase and by step. Ends with a newline.
 std::string format_summary_table(const Summary& summary, const RunAttributes& attrs);
 
 // The same figures for `--format json`: {"run": {attributes, extra}, "steps": [...], "overall":
-// {...}, "phases": [...], "run_wall_s": x, "workflows": n}.
+// {...}, "phases": [...], "run_wall_s": x, "workflows": n}, and "energy": {...} when measured.
 nlohmann::json summary_json(const Summary& summary, const RunAttributes& attrs);
 // Indented by 2, no trailing newline; bytes that are not UTF-8 print as U+FFFD.
 std::string format_summary_json(const Summary& summary, const RunAttributes& attrs);
-
-// The seed harness's log lines (WORKLOAD.md "What it printed"), so runs can be compared with it:
-//   [INPUT] fixture_bytes=B fixture_files=F        (when extra has fixture_bytes/fixture_files)
-//   [TIMING] flow_expansion_ms=X (cached|generated) (phase flow_expand; suffix from
-//                                                    extra["flow_cache"]: hit -> cached,
-//                                                    miss|off -> generated, else no suffix)
-//   [TIMING] engine_init_ms=X                       (phase engine_preload, slowest rank)
-//   then per workflow, in index order:
-//     [TARGET] flow=W step=NAME latency_ms=X prompt_tokens=P decode_tokens=D prefill_tokens=P-C
-//              reused_tokens=C local_out_hash=H      (one line per step, in step order)
-//     [TIMING] workflow_W_ms=X                        (from its WorkflowRecord, if any)
-//   [TIMING] benchmark_total_ms=X                   (run wall time; without a run phase, the
-//                                                    span of the workflow records)
-//   [TIMING] avg_workflow_ms=X                      (mean workflow duration)
-// flow=W and workflow_W are the 0-based workflow index, the same number as the /steps `workflow`
-// column. Milliseconds print with two decimals. A line whose source record is absent is omitted
-// rather than printed as a made-up 0.
-std::string format_seed_log(const RunReport& report);
 
 }  // namespace flowrank::report

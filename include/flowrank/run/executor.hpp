@@ -40,7 +40,9 @@ struct ExecutorOptions {
   std::function<void(const ProgressSnapshot&)>
       on_progress;  // after each iteration that finished steps
   // Called as each step ends (finished, failed or skipped), with its output text ("" when it has
-  // none) and, when it completed its workflow, that workflow's record: for journaling.
+  // none) and, when it completed its workflow, that workflow's record (after the step's own
+  // record, as the harness logged a workflow after its last step): for journaling and the live
+  // --seed-log lines.
   std::function<void(const report::StepRecord&, const std::string& output,
                      const report::WorkflowRecord* workflow)>
       on_step;

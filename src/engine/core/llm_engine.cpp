@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -55,7 +56,7 @@ LlmEngine::LlmEngine(std::unique_ptr<ModelRunner> runner,
   if (context_length_ <= 0) throw std::invalid_argument("LlmEngine: model has no context length");
   info_.context_length = context_length_;
   info_.block_size = options_.block_size;
-  info_.shape = shape_of(runner_->config(), info_.backend == "cpu" ? 4 : 2);
+  info_.shape = shape_of(runner_->config(), runner_->value_bytes());
   if (info_.device.empty()) info_.device = runner_->device_name();
 }
 
@@ -140,7 +141,18 @@ void LlmEngine::build_batch(const SchedulerOutput& plan, Clock::time_point start
   batch_.copies = plan.copies;
   batch_.return_logits = return_logits_;
   SampleRow row;
-  for (const ScheduledChunk& ch : plan.chunks) {
+  // Sequences that share their first KV block (a prefix from the prefix cache) go next to each
+  // other: shared-prefix attention groups adjacent sequences.
+  order_.resize(plan.chunks.size());
+  std::iota(order_.begin(), order_.end(), 0);
+  const auto first_block = [&](std::size_t i) {
+    const std::vector<int32_t>& t = plan.chunks[i].seq->block_table;
+    return t.empty() ? -1 : t.front();
+  };
+  std::stable_sort(order_.begin(), order_.end(),
+                   [&](std::size_t a, std::size_t b) { return first_block(a) < first_block(b); });
+  for (const std::size_t index : order_) {
+    const ScheduledChunk& ch = plan.chunks[index];
     Sequence& seq = *ch.seq;
     const bool sample = seq.num_computed + ch.count == seq.num_tokens();
     if (sample) {
@@ -180,7 +192,7 @@ std::vector<Completion> LlmEngine::step() {
     throw RunError("engine: the backend returned fewer tokens than sampling rows");
   finished_.clear();
   for (std::size_t r = 0; r < batch_.sample_seqs.size(); ++r) {
-    Sequence& seq = *plan.chunks[static_cast<std::size_t>(batch_.sample_seqs[r])].seq;
+    Sequence& seq = *plan.chunks[order_[static_cast<std::size_t>(batch_.sample_seqs[r])]].seq;
     if (return_logits_) {
       const auto vocab = static_cast<std::ptrdiff_t>(runner_->config().n_vocab);
       const auto row = result_.logits.begin() + static_cast<std::ptrdiff_t>(r) * vocab;

@@ -2,41 +2,103 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
-#include <limits>
-#include <numeric>
+#include <functional>
 
-#include "flowrank/common/mix64.hpp"
+#include "flowrank/engine/sampling_rule.hpp"
 
 namespace flowrank::engine {
 namespace {
 
-constexpr uint64_t kGamma = kGoldenGamma;
+// A candidate as one integer: its weight above the complement of its id, so that the ranking
+// (weight desc, id asc) is the integers' descending order and partitions compare plain values.
+uint64_t rank_key(uint32_t q, int32_t id) {
+  return (uint64_t{q} << 32) | (0xFFFFFFFFu - static_cast<uint32_t>(id));
+}
+uint32_t weight_of(uint64_t key) {
+  return static_cast<uint32_t>(key >> 32);
+}
+int32_t token_of(uint64_t key) {
+  return static_cast<int32_t>(0xFFFFFFFFu - static_cast<uint32_t>(key));
+}
 
-// Ranking of candidates: higher weight first, lower token id on ties (a strict total order, so
-// every sort below yields one and the same sequence).
-struct ByWeight {
-  const double* w;
-  bool operator()(int32_t a, int32_t b) const { return w[a] != w[b] ? w[a] > w[b] : a < b; }
-};
+uint64_t weight_of(const uint64_t* keys, std::size_t n) {
+  uint64_t sum = 0;
+  for (std::size_t i = 0; i < n; ++i) sum += weight_of(keys[i]);
+  return sum;
+}
+
+// Rearranges keys[0, n) so that keys[0, p] are its p + 1 highest-ranked candidates, where p is
+// the first rank at which the cumulative weight reaches theta (1 <= theta <= their total
+// weight); returns p and their weight in `cum`. Quickselect by halves: expected O(n).
+std::size_t quick_weighted_select(uint64_t* keys, std::size_t n, uint64_t theta, uint64_t& cum) {
+  std::size_t lo = 0, hi = n;  // keys[0, lo) rank first and weigh `above` < theta; p in [lo, hi)
+  uint64_t above = 0;
+  while (hi - lo > 1) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    std::nth_element(keys + lo, keys + mid, keys + hi, std::greater<>());
+    const uint64_t w = weight_of(keys + lo, mid - lo);
+    if (above + w >= theta) {
+      hi = mid;
+    } else {
+      above += w;
+      lo = mid;
+    }
+  }
+  cum = above + weight_of(keys[lo]);
+  return lo;
+}
+
+// A logarithmic bucket of a weight, monotone in it: the leading bit's position and the next 6
+// bits (1.6 % wide), so the buckets above the one where theta is reached hold whole ranks.
+std::size_t weight_bucket(uint32_t q) {
+  const int lead = 31 - std::countl_zero(q | 1u);
+  return lead < 6 ? q : (static_cast<std::size_t>(lead - 5) << 6) | ((q >> (lead - 6)) & 63u);
+}
+
+// As quick_weighted_select; large sets are first cut to the bucket where theta is reached (one
+// counting pass and one partition), so the quickselect runs on that bucket alone.
+std::size_t weighted_select(uint64_t* keys, std::size_t n, uint64_t theta, uint64_t& cum) {
+  constexpr std::size_t kBuckets = 27 << 6;
+  if (n <= 4096) return quick_weighted_select(keys, n, theta, cum);
+  std::array<uint64_t, kBuckets> sum{};
+  for (std::size_t i = 0; i < n; ++i) sum[weight_bucket(weight_of(keys[i]))] += weight_of(keys[i]);
+  std::size_t b = kBuckets - 1;
+  uint64_t above = 0;
+  while (above + sum[b] < theta) above += sum[b--];
+  uint64_t* const mid =
+      std::partition(keys, keys + n, [b](uint64_t k) { return weight_bucket(weight_of(k)) > b; });
+  uint64_t* const end =
+      std::partition(mid, keys + n, [b](uint64_t k) { return weight_bucket(weight_of(k)) == b; });
+  const std::size_t at =
+      quick_weighted_select(mid, static_cast<std::size_t>(end - mid), theta - above, cum);
+  cum += above;
+  return static_cast<std::size_t>(mid - keys) + at;
+}
+
+bool greedy(const SamplingParams& params) {
+  return params.temperature <= 0.0f || params.top_k == 1;
+}
 
 }  // namespace
 
 double uniform_from_key(const SampleKey& key) {
-  uint64_t h = mix64(key.seed + kGamma);
-  h = mix64(h ^ mix64(key.workflow + 2 * kGamma));
-  h = mix64(h ^ mix64(key.step + 3 * kGamma));
-  h = mix64(h ^ mix64(key.index + 4 * kGamma));
-  return static_cast<double>(h >> 11) * 0x1.0p-53;
+  return static_cast<double>(sampling::sample_bits53(key.seed, key.workflow, key.step, key.index)) *
+         0x1.0p-53;
 }
 
 int32_t Sampler::argmax(std::span<const float> logits) {
-  int32_t best = 0;
-  float best_value = logits.empty() ? 0.0f : logits[0];
+  // The lowest id of the largest value: strict > keeps the first of equals (-0 == +0), and NaN
+  // compares false, so it never wins unless every entry is NaN (then 0).
   const auto n = static_cast<int32_t>(logits.size());
-  for (int32_t i = 1; i < n; ++i) {
+  int32_t best = 0;
+  while (best < n && std::isnan(logits[static_cast<std::size_t>(best)])) ++best;
+  if (best == n) return 0;
+  float best_value = logits[static_cast<std::size_t>(best)];
+  for (int32_t i = best + 1; i < n; ++i) {
     const float x = logits[static_cast<std::size_t>(i)];
-    if (x > best_value) {  // strict: the lowest id wins a tie; NaN never wins
+    if (x > best_value) {
       best_value = x;
       best = i;
     }
@@ -44,109 +106,44 @@ int32_t Sampler::argmax(std::span<const float> logits) {
   return best;
 }
 
-int32_t Sampler::candidates(std::span<const float> logits, const SamplingParams& params,
-                            double& total) {
-  weight_.resize(logits.size());
-  order_.clear();
-
-  float max_logit = -std::numeric_limits<float>::infinity();
-  for (float x : logits) max_logit = x > max_logit ? x : max_logit;  // NaN never wins
-  // Tokens more than kBuckets below the top one in log weight (relative probability < 1e-13)
-  // are never drawn: skipping them keeps exp() and the ranking to the tokens that matter.
-  const double inv_t = 1.0 / static_cast<double>(params.temperature);
-  const auto log_weight = [&](std::size_t i) {
-    return (static_cast<double>(logits[i]) - max_logit) * inv_t;
-  };
-  // Bucket b holds the weight of candidates with log weight in (-(b+1), -b]: a cheap first cut
-  // for top-p below.
-  std::array<double, kBuckets> bucket{};
+std::size_t Sampler::nucleus(std::span<const float> logits, const SamplingParams& params,
+                             int32_t best, uint64_t& total) {
+  if (logits.empty()) return 0;
+  const float max_logit = logits[static_cast<std::size_t>(best)];
+  if (!std::isfinite(max_logit)) return 0;
+  const double inv_t = sampling::inverse_temperature(params.temperature);
+  keys_.clear();
   for (std::size_t i = 0; i < logits.size(); ++i) {
-    const double z = log_weight(i);
-    if (z > -static_cast<double>(kBuckets)) {  // false for NaN
-      weight_[i] = static_cast<double>(std::exp(static_cast<float>(z)));
-      order_.push_back(static_cast<int32_t>(i));
-      bucket[static_cast<std::size_t>(-z)] += weight_[i];
-    }
+    const uint32_t q = sampling::token_weight(logits[i], max_logit, inv_t);
+    if (q != 0) keys_.push_back(rank_key(q, static_cast<int32_t>(i)));
   }
-  const auto n_cand = static_cast<int32_t>(order_.size());
-  if (n_cand == 0) return 0;  // no finite logit
-  const ByWeight by_weight{weight_.data()};
-
-  const int32_t k = params.top_k > 0 ? std::min(params.top_k, n_cand) : n_cand;
-  if (k < n_cand) {
-    std::nth_element(order_.begin(), order_.begin() + (k - 1), order_.end(), by_weight);
-    std::sort(order_.begin(), order_.begin() + k, by_weight);
+  std::size_t n = keys_.size();
+  if (n == 0) return 0;
+  if (params.top_k > 0 && static_cast<std::size_t>(params.top_k) < n) {
+    n = static_cast<std::size_t>(params.top_k);
+    std::nth_element(keys_.begin(), keys_.begin() + static_cast<std::ptrdiff_t>(n), keys_.end(),
+                     std::greater<>());
   }
-  // Summed in draw order: by rank after top-k, else in token-id order.
-  double k_total = 0.0;
-  for (int32_t i = 0; i < k; ++i)
-    k_total += weight_[static_cast<std::size_t>(order_[static_cast<std::size_t>(i)])];
-  if (params.top_p >= 1.0f) {
-    total = k_total;
-    return k;
+  uint64_t w = weight_of(keys_.data(), n);
+  if (params.top_p < 1.0f) {
+    const uint64_t theta = sampling::top_p_threshold(params.top_p, w);
+    if (theta < w) n = weighted_select(keys_.data(), n, theta, w) + 1;
   }
-  const double threshold = static_cast<double>(params.top_p) * k_total;
-
-  // top-p: the smallest prefix of the ranked top-k whose weight reaches top_p of theirs.
-  // Without top-k, first narrow to the leading buckets whose weight reaches the threshold: all
-  // tokens above a weight form a prefix of the ranking, so the nucleus lies inside them (if
-  // rounding says otherwise, one more bucket is taken).
-  int32_t limit = k;
-  if (k == n_cand) {
-    double sum = 0.0;
-    std::size_t b = 0;
-    while (b + 1 < kBuckets && (sum += bucket[b]) < threshold) ++b;
-    for (;; ++b) {
-      const auto in_bucket = [&](int32_t t) {
-        return static_cast<std::size_t>(-log_weight(static_cast<std::size_t>(t))) <= b;
-      };
-      const auto mid = std::partition(order_.begin(), order_.end(), in_bucket);
-      limit = static_cast<int32_t>(mid - order_.begin());
-      std::sort(order_.begin(), mid, by_weight);
-      double cum = 0.0;
-      for (int32_t n = 0; n < limit; ++n) {
-        cum += weight_[static_cast<std::size_t>(order_[static_cast<std::size_t>(n)])];
-        if (cum >= threshold) {
-          total = cum;
-          return n + 1;
-        }
-      }
-      if (b + 1 >= kBuckets) {
-        total = cum;  // rounding left the threshold unreached: keep all
-        return limit;
-      }
-    }
-  }
-  double cum = 0.0;
-  for (int32_t n = 0; n < limit; ++n) {
-    cum += weight_[static_cast<std::size_t>(order_[static_cast<std::size_t>(n)])];
-    if (cum >= threshold) {
-      total = cum;
-      return n + 1;
-    }
-  }
-  total = cum;
-  return limit;
+  total = w;
+  return n;
 }
 
 int32_t Sampler::sample(std::span<const float> logits, const SamplingParams& params,
                         const SampleKey& key) {
-  if (params.temperature <= 0.0f || params.top_k == 1) return argmax(logits);
-  double total = 0.0;
-  const int32_t n = candidates(logits, params, total);
-  if (n == 0) return argmax(logits);
-  const double target = uniform_from_key(key) * total;
-  double acc = 0.0;
-  int32_t last_positive = order_[0];
-  for (int32_t i = 0; i < n; ++i) {
-    const int32_t t = order_[static_cast<std::size_t>(i)];
-    const double w = weight_[static_cast<std::size_t>(t)];
-    if (w <= 0.0) continue;
-    acc += w;
-    last_positive = t;
-    if (target < acc) return t;
-  }
-  return last_positive;  // target rounded onto the very end of the range
+  const int32_t best = argmax(logits);
+  uint64_t total = 0;
+  const std::size_t n = greedy(params) ? 0 : nucleus(logits, params, best, total);
+  if (n == 0) return best;
+  const uint64_t u53 = sampling::sample_bits53(key.seed, key.workflow, key.step, key.index);
+  uint64_t cum = 0;
+  const std::size_t at =
+      weighted_select(keys_.data(), n, sampling::draw_target(u53, total) + 1, cum);
+  return token_of(keys_[at]);
 }
 
 int32_t Sampler::sample(std::span<const float> logits, const SampleRow& row) {
@@ -159,18 +156,18 @@ int32_t Sampler::sample(std::span<const float> logits, const SampleRow& row) {
 
 std::vector<std::pair<int32_t, double>> Sampler::distribution(std::span<const float> logits,
                                                               const SamplingParams& params) {
+  const int32_t best = argmax(logits);
+  uint64_t total = 0;
+  const std::size_t n = greedy(params) ? 0 : nucleus(logits, params, best, total);
   std::vector<std::pair<int32_t, double>> out;
-  if (params.temperature <= 0.0f || params.top_k == 1) {
-    out.emplace_back(argmax(logits), 1.0);
+  if (n == 0) {
+    out.emplace_back(best, 1.0);
     return out;
   }
-  double total = 0.0;
-  const int32_t n = candidates(logits, params, total);
-  if (n == 0) out.emplace_back(argmax(logits), 1.0);
-  for (int32_t i = 0; i < n; ++i) {
-    const int32_t t = order_[static_cast<std::size_t>(i)];
-    out.emplace_back(t, weight_[static_cast<std::size_t>(t)] / total);
-  }
+  std::sort(keys_.begin(), keys_.begin() + static_cast<std::ptrdiff_t>(n), std::greater<>());
+  for (std::size_t i = 0; i < n; ++i)
+    out.emplace_back(token_of(keys_[i]),
+                     static_cast<double>(weight_of(keys_[i])) / static_cast<double>(total));
   return out;
 }
 

@@ -155,20 +155,20 @@ void CpuModelRunner::load_weights() {
   for (int32_t il = 0; il < c.n_layer; ++il) {
     const LayerWeights& lw = weights_.layers[static_cast<std::size_t>(il)];
     Layer& l = layers_[static_cast<std::size_t>(il)];
-    l.qkv[0] = rows_of(lw.wq);
-    l.qkv[1] = rows_of(lw.wk);
-    l.qkv[2] = rows_of(lw.wv);
+    l.wqkv[0] = rows_of(lw.wq);
+    l.wqkv[1] = rows_of(lw.wk);
+    l.wqkv[2] = rows_of(lw.wv);
     if (c.qkv_bias) {
       append_f32(l.bqkv, lw.bq);
       append_f32(l.bqkv, lw.bk);
       append_f32(l.bqkv, lw.bv);
     }
     l.wo = rows_of(lw.wo);
-    l.gate_up[0] = rows_of(lw.w_gate);
-    l.gate_up[1] = rows_of(lw.w_up);
+    l.w_gate_up[0] = rows_of(lw.w_gate);
+    l.w_gate_up[1] = rows_of(lw.w_up);
     l.w_down = rows_of(lw.w_down);
     for (const cpu::WeightRows* w :
-         {&l.qkv[0], &l.qkv[1], &l.qkv[2], &l.wo, &l.gate_up[0], &l.gate_up[1], &l.w_down})
+         {&l.wqkv[0], &l.wqkv[1], &l.wqkv[2], &l.wo, &l.w_gate_up[0], &l.w_gate_up[1], &l.w_down})
       all.push_back(w);
     for (auto [dst, src] : {std::pair{&l.attn_norm, &lw.attn_norm},
                             {&l.ffn_norm, &lw.ffn_norm},
@@ -236,25 +236,9 @@ std::string CpuModelRunner::device_name() const {
 
 const std::vector<float>& CpuModelRunner::vector_weight(int32_t layer, WeightSlot slot) const {
   if (slot == WeightSlot::kOutputNorm) return output_norm_;
-  const Layer& l = layers_[static_cast<std::size_t>(layer)];
-  switch (slot) {
-    case WeightSlot::kAttnNorm:
-      return l.attn_norm;
-    case WeightSlot::kBqkv:
-      return l.bqkv;
-    case WeightSlot::kQNorm:
-      return l.q_norm;
-    case WeightSlot::kKNorm:
-      return l.k_norm;
-    case WeightSlot::kPostAttnNorm:
-      return l.post_attn_norm;
-    case WeightSlot::kFfnNorm:
-      return l.ffn_norm;
-    case WeightSlot::kPostFfnNorm:
-      return l.post_ffn_norm;
-    default:
-      break;
-  }
+  const std::vector<float>* w =
+      layer_slot_as<std::vector<float>>(layers_[static_cast<std::size_t>(layer)], slot);
+  if (w != nullptr) return *w;
   throw std::logic_error("cpu backend: no vector weight for this slot");
 }
 
@@ -388,7 +372,7 @@ void CpuModelRunner::launch(const StepBatch& batch) {
         residual(op);
         break;
       case OpKind::kGateUpProj:
-        matmul(buf_.h.data(), l->gate_up, buf_.gate_up.data(), 2 * F);
+        matmul(buf_.h.data(), l->w_gate_up, buf_.gate_up.data(), 2 * F);
         break;
       case OpKind::kSwiGlu:
         for_rows([&](int64_t r) {
@@ -431,7 +415,7 @@ void CpuModelRunner::qkv_proj(const PlanOp& op) {
   const ModelConfig& c = weights_.config;
   const int64_t nqkv = int64_t{c.n_head + 2 * c.n_head_kv} * c.head_dim;
   const Layer& l = layers_[static_cast<std::size_t>(op.layer)];
-  matmul(buf_.h.data(), l.qkv, buf_.qkv.data(), nqkv);
+  matmul(buf_.h.data(), l.wqkv, buf_.qkv.data(), nqkv);
   if (!op.bias) return;
   for (int64_t r = 0; r < rows_; ++r) {
     float* q = buf_.qkv.data() + r * nqkv;

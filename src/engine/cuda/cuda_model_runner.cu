@@ -12,9 +12,11 @@
 #include "attention.cuh"
 #include "cuda_weights.cuh"
 #include "device_memory.cuh"
+#include "flowrank/common/clock.hpp"
 #include "flowrank/engine/cuda/cuda_model_runner.hpp"
 #include "gemm.cuh"
 #include "kernels.cuh"
+#include "op_profile.cuh"
 #include "step_graphs.cuh"
 
 namespace flowrank::engine {
@@ -87,6 +89,7 @@ class CudaModelRunner final : public ModelRunner {
   void launch(const StepBatch& batch) override;
   void finish(StepResult& result) override;
   std::string device_name() const override { return device_name_; }
+  int32_t value_bytes() const override { return 2; }
 
  private:
   // preload, in order
@@ -98,7 +101,7 @@ class CudaModelRunner final : public ModelRunner {
   void capture_graphs();
   // one step
   void stage(const StepBatch& batch, int32_t padded_seqs);
-  void plan_attention(const StepBatch& batch, int32_t padded_seqs);
+  bool plan_attention(const StepBatch& batch, int32_t graph_seqs);
   void forward(int32_t rows, int32_t samples);
   void run_op(const PlanOp& op, int32_t rows, int32_t samples);
   void attention(const PlanOp& op, int32_t rows);
@@ -133,6 +136,8 @@ class CudaModelRunner final : public ModelRunner {
   DeviceBuffer k_pool_, v_pool_;
 
   std::unique_ptr<cuda::StepGraphs> graphs_;
+  std::unique_ptr<cuda::OpProfile> profile_;  // FLOWRANK_CUDA_PROFILE=1
+  Clock::time_point last_finish_{};
   // The step in flight.
   int32_t pending_samples_ = 0;
   bool pending_logits_ = false;
@@ -183,7 +188,11 @@ int32_t CudaModelRunner::preload(const RunnerLimits& limits) {
   allocate_step_buffers(limits);
   profile_forward(limits);
   const int32_t blocks = size_kv_pool(limits);
-  if (options_.cuda_graphs) capture_graphs();
+  if (cuda::OpProfile::wanted()) {
+    profile_ = std::make_unique<cuda::OpProfile>();
+  } else if (options_.cuda_graphs) {
+    capture_graphs();
+  }
   check(cudaStreamSynchronize(stream_), "preload");
   return blocks;
 }
@@ -250,6 +259,7 @@ void CudaModelRunner::allocate_step_buffers(const RunnerLimits& limits) {
   ac.scale = plan_.attn_scale;
   ac.cascade = options_.cascade_attention;
   ac.device = options_.device;
+  ac.window = c.sliding_window;
   attention_ = cuda::make_attention_backend(ac);
 }
 
@@ -320,7 +330,8 @@ int32_t CudaModelRunner::size_kv_pool(const RunnerLimits& limits) {
 void CudaModelRunner::stage(const StepBatch& batch, int32_t padded_seqs) {
   const int32_t S = batch.num_seqs(), T = batch.num_tokens(),
                 P = static_cast<int32_t>(batch.pages.size());
-  const int32_t pad = padded_seqs - S;  // graph replays: padding sequences of one row each
+  // Graph replays: padding sequences of one row each up to the bucket (none outside graphs).
+  const int32_t pad = std::max(0, padded_seqs - S);
   if (T + pad > limits_.max_batch_tokens || padded_seqs > limits_.max_seqs ||
       P + pad > max_pages_ || batch.num_samples() > limits_.max_seqs ||
       static_cast<int32_t>(batch.copies.size()) > limits_.max_seqs)
@@ -380,33 +391,39 @@ void CudaModelRunner::stage(const StepBatch& batch, int32_t padded_seqs) {
   meta_.upload(meta_.copies, 2 * batch.copies.size(), stream_);
 }
 
-void CudaModelRunner::plan_attention(const StepBatch& batch, int32_t padded_seqs) {
+// graph_seqs > 0: the step may replay the graph captured for that many sequences; the backend
+// says after planning whether it can (a cascade step cannot).
+bool CudaModelRunner::plan_attention(const StepBatch& batch, int32_t graph_seqs) {
   cuda::AttentionBatch ab;
-  ab.num_seqs = std::max(batch.num_seqs(), padded_seqs);
-  ab.num_tokens =
-      batch.num_tokens() + (padded_seqs > batch.num_seqs() ? padded_seqs - batch.num_seqs() : 0);
+  ab.num_seqs = batch.num_seqs();
+  ab.num_tokens = batch.num_tokens();
   ab.decode_only = batch.is_decode_only();
-  ab.graph_seqs = padded_seqs;
-  ab.query_start = meta_.h(meta_.query_start);
-  ab.seq_lens = meta_.h(meta_.seq_lens);
-  ab.page_start = meta_.h(meta_.page_start);
-  ab.pages = meta_.h(meta_.pages);
+  ab.graph_seqs = graph_seqs;
+  ab.query_start = batch.query_start.data();
+  ab.seq_lens = batch.seq_lens.data();
+  ab.page_start = batch.page_start.data();
+  ab.pages = batch.pages.data();
   ab.d_query_start = meta_.d(meta_.query_start);
   ab.d_seq_lens = meta_.d(meta_.seq_lens);
   ab.d_page_start = meta_.d(meta_.page_start);
   ab.d_pages = meta_.d(meta_.pages);
   attention_->plan(ab, stream_);
+  return graph_seqs > 0 && attention_->graph_ready();
 }
 
 void CudaModelRunner::launch(const StepBatch& batch) {
   NvtxRange range(batch.is_decode_only() ? "decode step" : "step");
   if (in_flight_) throw std::logic_error("cuda backend: launch() before finish()");
-  const int32_t copies = static_cast<int32_t>(batch.copies.size());
-  const bool graph = graphs_ && batch.num_seqs() > 0 && batch.is_decode_only() &&
-                     batch.num_samples() == batch.num_seqs() && copies == 0 &&
-                     !batch.return_logits && graphs_->bucket_for(batch.num_seqs()) > 0;
-  const int32_t padded = graph ? graphs_->bucket_for(batch.num_seqs()) : 0;
-  stage(batch, padded);
+  if (profile_ && last_finish_ != Clock::time_point{})
+    profile_->add_host("host: engine between steps", seconds_between(last_finish_, Clock::now()));
+  const auto copies = static_cast<int32_t>(batch.copies.size());
+  // A decode step of every sequence sampled, with no copies, may replay a captured graph.
+  const int32_t bucket = graphs_ && batch.num_seqs() > 0 && batch.is_decode_only() &&
+                                 batch.num_samples() == batch.num_seqs() && copies == 0 &&
+                                 !batch.return_logits
+                             ? graphs_->bucket_for(batch.num_seqs())
+                             : 0;
+  stage(batch, bucket);
   if (copies > 0)
     cuda::copy_blocks(meta_.d(meta_.copies), copies, weights_.config.n_layer, layer_stride_,
                       static_cast<int64_t>(limits_.block_size) * n_kv_, k_pool_.as<bf16>(),
@@ -414,9 +431,12 @@ void CudaModelRunner::launch(const StepBatch& batch) {
   pending_samples_ = batch.num_samples();
   pending_logits_ = batch.return_logits;
   if (batch.num_tokens() > 0) {
-    plan_attention(batch, padded);
-    if (graph) {
-      graphs_->replay(padded, stream_);
+    const auto planned = Clock::now();
+    const bool replay = plan_attention(batch, bucket);
+    if (profile_)
+      profile_->add_host("host: attention plan", seconds_between(planned, Clock::now()));
+    if (replay) {
+      graphs_->replay(bucket, stream_);
     } else {
       forward(batch.num_tokens(), batch.num_samples());
     }
@@ -446,6 +466,10 @@ void CudaModelRunner::finish(StepResult& result) {
   in_flight_ = false;
   check(cudaEventSynchronize(done_), "step");  // an asynchronous kernel fault surfaces here
   check(cudaGetLastError(), "step");
+  if (profile_) {
+    profile_->collect();
+    last_finish_ = Clock::now();
+  }
   const int32_t* tokens = meta_.h(meta_.tokens);
   result.tokens.assign(tokens, tokens + pending_samples_);
   result.logits.clear();
@@ -457,7 +481,16 @@ void CudaModelRunner::finish(StepResult& result) {
 }
 
 void CudaModelRunner::forward(int32_t rows, int32_t samples) {
-  for (const PlanOp& op : plan_.ops) run_op(op, rows, samples);
+  if (!profile_) {
+    for (const PlanOp& op : plan_.ops) run_op(op, rows, samples);
+    return;
+  }
+  const std::string shape = rows == samples ? "decode " : "prefill ";
+  for (const PlanOp& op : plan_.ops) {
+    std::string name = shape + op_name(op.kind);
+    if (op.kind == OpKind::kAttention) name += op.window > 0 ? " (window)" : " (full)";
+    profile_->time(name, stream_, [&] { run_op(op, rows, samples); });
+  }
 }
 
 void CudaModelRunner::attention(const PlanOp& op, int32_t rows) {
@@ -543,13 +576,23 @@ void CudaModelRunner::capture_graphs() {
     StepBatch fake;
     fake.clear();
     const SampleRow greedy;
+    // One token at position 0 in a page of its own (nothing is cached yet at preload, so the
+    // writes are harmless): no shared pages, so no cascade, as real decode graphs need.
     const int32_t token = 0;
-    const int32_t page = num_blocks_;  // the spare block
+    std::vector<int32_t> pages(static_cast<std::size_t>(b));
+    for (int32_t i = 0; i < b; ++i) pages[static_cast<std::size_t>(i)] = i % num_blocks_;
     for (int32_t i = 0; i < b; ++i)
-      fake.add_sequence(std::span<const int32_t>(&token, 1), 0, std::span<const int32_t>(&page, 1),
+      fake.add_sequence(std::span<const int32_t>(&token, 1), 0,
+                        std::span<const int32_t>(pages).subspan(static_cast<std::size_t>(i), 1),
                         limits_.block_size, &greedy);
     stage(fake, b);
-    plan_attention(fake, b);
+    // Once eagerly first: every library call of the step meets its shapes outside a capture
+    // (cuBLASLt picks its algorithms for them then; a capture only replays the choice).
+    plan_attention(fake, 0);
+    forward(b, b);
+    if (!plan_attention(fake, b))
+      throw RunError("cuda backend: attention cannot prepare a graph of " + std::to_string(b) +
+                     " decode sequences");
     graphs_->capture(b, stream_, [&] { forward(b, b); });
   }
 }

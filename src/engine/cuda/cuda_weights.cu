@@ -68,33 +68,8 @@ const CudaWeights::bf16* CudaWeights::get(int32_t layer, WeightSlot slot) const 
   if (slot == WeightSlot::kTokenEmbd) return tok_embd;
   if (slot == WeightSlot::kOutputNorm) return output_norm;
   if (slot == WeightSlot::kOutput) return output != nullptr ? output : tok_embd;
-  const Layer& l = layers[static_cast<std::size_t>(layer)];
-  switch (slot) {
-    case WeightSlot::kAttnNorm:
-      return l.attn_norm;
-    case WeightSlot::kWqkv:
-      return l.wqkv;
-    case WeightSlot::kBqkv:
-      return l.bqkv;
-    case WeightSlot::kQNorm:
-      return l.q_norm;
-    case WeightSlot::kKNorm:
-      return l.k_norm;
-    case WeightSlot::kWo:
-      return l.wo;
-    case WeightSlot::kPostAttnNorm:
-      return l.post_attn_norm;
-    case WeightSlot::kFfnNorm:
-      return l.ffn_norm;
-    case WeightSlot::kWGateUp:
-      return l.w_gate_up;
-    case WeightSlot::kWDown:
-      return l.w_down;
-    case WeightSlot::kPostFfnNorm:
-      return l.post_ffn_norm;
-    default:
-      return nullptr;
-  }
+  bf16* const* w = layer_slot(layers[static_cast<std::size_t>(layer)], slot);
+  return w != nullptr ? *w : nullptr;
 }
 
 DeviceBuffer dummy_table_on_device(cudaStream_t stream) {

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "flowrank/engine/model.hpp"
+#include "flowrank/engine/quant_blocks.hpp"
 #include "quant_types.hpp"
 
 namespace flowrank::engine {
@@ -73,19 +74,6 @@ void dequant_q4_1(const unsigned char* b, float* y, int64_t nb) {
       y[j] = static_cast<float>(qs[j] & 0x0F) * d + m;
       y[j + 16] = static_cast<float>(qs[j] >> 4) * d + m;
     }
-  }
-}
-
-// The 12 scale bytes hold 8 (scale, min) pairs of 6 bits: pairs 0-3 in the low 6 bits of bytes
-// 0-3 / 4-7; pairs 4-7 take their low 4 bits from bytes 8-11 and their top 2 bits from the
-// spare top bits of bytes 0-3 (scales) and 4-7 (mins).
-void q4k_scale_min(int j, const unsigned char* s, int& sc, int& m) {
-  if (j < 4) {
-    sc = s[j] & 63;
-    m = s[j + 4] & 63;
-  } else {
-    sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
-    m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
   }
 }
 

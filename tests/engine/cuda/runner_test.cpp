@@ -165,12 +165,12 @@ EngineOptions engine_options(const std::string& device, const std::string& model
   return o;
 }
 
-struct Run {
+struct EngineRun {
   std::vector<std::vector<int32_t>> tokens;  // per request, in id order
 };
 
 // Eight prompts sharing a long prefix (so the prefix cache and cascade have work), greedy.
-Run run_engine(const EngineOptions& o, int32_t max_tokens = 48) {
+EngineRun run_engine(const EngineOptions& o, int32_t max_tokens = 48) {
   auto eng = make_engine(o);
   eng->preload();
   std::string shared = "Shared context for every request.";
@@ -185,7 +185,7 @@ Run run_engine(const EngineOptions& o, int32_t max_tokens = 48) {
     r.sampling.ignore_eos = true;
     eng->submit(std::move(r));
   }
-  Run run;
+  EngineRun run;
   run.tokens.resize(8);
   while (eng->has_work())
     for (Completion& c : eng->step()) run.tokens[c.id - 1] = c.tokens;
@@ -195,7 +195,7 @@ Run run_engine(const EngineOptions& o, int32_t max_tokens = 48) {
 // Tokens agree, or first part where a CPU-side near-tie makes either choice right: checked by
 // the caller through the count of requests that part at all (a near-tie is rare at these
 // lengths; more than a quarter parting means a real error).
-int parted(const Run& a, const Run& b) {
+int parted(const EngineRun& a, const EngineRun& b) {
   int n = 0;
   for (std::size_t i = 0; i < a.tokens.size(); ++i) n += a.tokens[i] != b.tokens[i] ? 1 : 0;
   return n;
@@ -260,7 +260,7 @@ TEST(GpuEngine, TwoRunsGiveTheSameBits) {
 TEST(GpuEngine, PrefixCacheCascadeGraphsAndPreemptionKeepTheTokens) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
   const std::string model = fs::exists(cut_model_path()) ? cut_model_path() : "dummy:llama3-mini";
-  const Run base = run_engine(engine_options("cuda", model));
+  const EngineRun base = run_engine(engine_options("cuda", model));
   EngineOptions o = engine_options("cuda", model);
   o.prefix_cache = false;
   EXPECT_LE(parted(base, run_engine(o)), 2) << "prefix cache off";

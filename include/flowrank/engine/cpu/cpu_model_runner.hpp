@@ -63,7 +63,8 @@ class CpuModelRunner final : public ModelRunner {
  private:
   // A layer's projections as views of the model's tensors; norms and biases as f32 copies.
   struct Layer {
-    cpu::WeightRows qkv[3], gate_up[2], wo, w_down;
+    // Members named as the WeightSlots (visit_layer_slot).
+    cpu::WeightRows wqkv[3], w_gate_up[2], wo, w_down;
     std::vector<float> bqkv;  // empty unless qkv_bias
     std::vector<float> attn_norm, ffn_norm, q_norm, k_norm, post_attn_norm, post_ffn_norm;
   };
