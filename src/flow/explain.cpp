@@ -55,6 +55,8 @@ PromptSharing sharing_of(const std::vector<std::span<const T>>& prompts, uint64_
     if (pos != earlier.begin())
       prefix = std::max(prefix, common_prefix(p, prompts[*std::prev(pos)]));
     out.prefix_reusable += prefix;
+    out.common_prefix =
+        i == 0 ? p.size() : std::min<uint64_t>(out.common_prefix, common_prefix(p, prompts[0]));
     earlier.insert(i);
 
     std::vector<uint64_t> hashes;
@@ -145,6 +147,7 @@ std::string describe_sharing(const ExpandedJob& job, const PromptSharing& s) {
          percent(s.prefix_reusable, s.total) + ")\n";
   out += "shared, but not as a prefix:  " + with_commas(s.shared_not_prefix) + " (" +
          percent(s.shared_not_prefix, s.total) + ")\n";
+  out += "common to every prompt:       " + with_commas(s.common_prefix) + " (a prefix)\n";
   out +=
       "note: step outputs are unknown before the run; each used step's output is taken as \"\" "
       "and prompts are counted in submission order (step by step across workflows).\n";

@@ -24,6 +24,7 @@ TEST(ExplainSharing, PrefixWithAnyEarlierPrompt) {
   // 0 (first) + 3 ("abc" of abcdef) + 2 ("ab") + 6 (identical to prompt 1)
   EXPECT_EQ(s.prefix_reusable, 0u + 3u + 2u + 6u);
   EXPECT_EQ(s.shared_not_prefix, 0u);
+  EXPECT_EQ(s.common_prefix, 2u);  // "ab"
 }
 
 TEST(ExplainSharing, SharedTextAtTheEndIsNotPrefixReusable) {
@@ -38,6 +39,8 @@ TEST(ExplainSharing, SharedTextAtTheEndIsNotPrefixReusable) {
   const PromptSharing first = explain_sharing({b + "X", b + "Y", b + "Zz"});
   EXPECT_EQ(first.prefix_reusable, 2000u + 2000u);
   EXPECT_EQ(first.shared_not_prefix, 0u);
+  EXPECT_EQ(first.common_prefix, 2000u);
+  EXPECT_EQ(seed.common_prefix, 0u);
 }
 
 TEST(ExplainSharing, ShortRepeatsDoNotCount) {

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """One table row for a seed-25x3 run on the GPU: wall time against the work's floor.
 
-  seed_floor.py REPORT.h5 LIMITS.json START END LAYOUT
+  seed_floor.py REPORT.h5 LIMITS.json START END LAYOUT [COMMON_PREFIX_TOKENS]
 
 The floor is what an ideal engine needs on this GPU for the steps the report lists, as if every
 sequence fit in memory at once: prefill FLOPs of the tokens not taken from the prefix cache
 (GEMMs plus causal attention, the window on 24 of OLMo-3's 32 layers) at the GEMM rate measured
 in the same run, plus, per decode step, the weights once and each running sequence's KV once
 (a prefix shared by every sequence read once per step, as cascade attention does) at the
-measured copy bandwidth.
+measured copy bandwidth. COMMON_PREFIX_TOKENS is that prefix (`flowrank expand JOB --explain`,
+"common to every prompt"); without it, the smallest prefix-cache hit stands in for it.
 """
 import json
 import sys
@@ -38,13 +39,18 @@ def attention_flops(pos):
     return 4 * HEADS * HEAD_DIM * (L_FULL * pos + (L - L_FULL) * min(pos, WINDOW))
 
 
-def main(path, limits, start, end, layout):
+def main(path, limits, start, end, layout, common=None):
     lim = json.load(open(limits))["limits"]
     bw, gemm = lim["copy_bytes_per_s"], lim["bf16_gemm_flops"]
     f = h5py.File(path, "r")
     steps = f["steps"][()]
     prompt, cached, decode = steps["prompt_tokens"], steps["cached_tokens"], steps["decode_tokens"]
-    shared = int(min(cached)) if layout == "context-first" else 0
+    # The first sequence computes the prefix every later one reuses, so its cached count is 0: the
+    # shared prefix is the smallest count among the others.
+    reused = [int(c) for c in cached if c > 0]
+    shared = min(reused) if layout == "context-first" and reused else 0
+    if common is not None:
+        shared = int(common)
     prefill = 0.0
     for p, c in zip(prompt, cached):
         p, c = int(p), int(c)
@@ -66,6 +72,6 @@ def main(path, limits, start, end, layout):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 6:
+    if len(sys.argv) not in (6, 7):
         sys.exit(__doc__)
     main(*sys.argv[1:])

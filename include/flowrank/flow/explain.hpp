@@ -21,6 +21,9 @@ struct PromptSharing {
   // Units beyond that prefix that repeat text of earlier prompts in runs of >= 1 KB (or 256
   // tokens): shared, but not where a prefix cache can reuse it. Approximate (chunk hashes).
   uint64_t shared_not_prefix = 0;
+  // Length of the prefix every prompt shares: what shared-prefix (cascade) attention reads once
+  // per decode step for all sequences.
+  uint64_t common_prefix = 0;
 };
 
 using TokenizeFn = std::function<std::vector<int32_t>(std::string_view)>;
