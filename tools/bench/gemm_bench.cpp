@@ -71,9 +71,9 @@ int main(int argc, char** argv) {
       for (int i = 0; i < reps; ++i)
         cpu::matmul(x.data(), s.m, s.k, {&rows, 1}, y.data(), s.n, pool);
       const double t = cpu_seconds() - t0;
-      std::printf("| %s | %lld | %lld | %lld | %s | %.1f |\n", s.what,
-                  static_cast<long long>(s.m), static_cast<long long>(s.n),
-                  static_cast<long long>(s.k), cpu::isa_name(isa), flops * reps / t / 1e9);
+      std::printf("| %s | %lld | %lld | %lld | %s | %.1f |\n", s.what, static_cast<long long>(s.m),
+                  static_cast<long long>(s.n), static_cast<long long>(s.k), cpu::isa_name(isa),
+                  flops * reps / t / 1e9);
     }
   }
   return 0;
