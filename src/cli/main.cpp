@@ -140,7 +140,8 @@ int main(int argc, char** argv) {
   bench_cmd->add_flag("--limits", bench.limits,
                       "Measure the GPU's copy bandwidth and GEMM rate; rates become % of them");
   bench_cmd->add_flag("--no-batch-invariance", bench.no_batch_invariance,
-                      "Let GEMM shapes follow the batch (faster, results depend on the batch)");
+                      "CUDA: let kernels follow the batch shape (faster, results depend on "
+                      "the batch); the CPU backend is invariant at no cost either way");
   bench_cmd->add_option("--format", bench.format, "table | json")
       ->check(CLI::IsMember({"table", "json"}));
   add_engine_flags(bench_cmd, bench.engine);

@@ -60,17 +60,17 @@ bool use_cuda(const EngineOptions& options) {
 }
 
 std::unique_ptr<Engine> make_cpu_engine(const EngineOptions& options) {
-  // Dummy weights are generated in memory: refuse a shape the CPU cannot hold before making
-  // gigabytes of them (olmo3-7b is 27 GiB as f32).
+  // Dummy weights are generated in memory (f16): refuse a shape the CPU cannot hold before
+  // making gigabytes of them (olmo3-7b is 14 GiB).
   if (is_dummy(options.model)) {
     const std::size_t budget = cpu_available_memory();
     if (budget > 0)
-      require_f32_fit(options.model,
-                      f32_weight_bytes_of(dummy_model_config(options.model.substr(6))), budget);
+      require_weights_fit(
+          options.model,
+          weight_bytes_of(dummy_model_config(options.model.substr(6)), TensorType::kF16), budget);
   }
   CpuRunnerOptions runner_options;
-  runner_options.threads = options.threads;
-  if (!options.batch_invariant) runner_options.gemm_tile_rows = 0;
+  runner_options.threads = options.threads;  // batch invariance costs the CPU kernels nothing
   return assemble(options, load_model(options.model), "cpu", [&](ModelWeights w) {
     return std::make_unique<CpuModelRunner>(std::move(w), runner_options);
   });

@@ -132,6 +132,13 @@ TEST_F(Cli, MissingModelIsOneLineExitTwoAndNoReport) {
   EXPECT_FALSE(fs::exists(dir_ / "r.h5"));
 }
 
+TEST_F(Cli, UnknownCpuKernelChoiceIsOneLineExitTwo) {
+  auto r = sh("FLOWRANK_CPU_KERNELS=avx9000 " + kBin +
+              " generate --device cpu --max-tokens 1 --prompt hi");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_EQ(r.out, "flowrank: FLOWRANK_CPU_KERNELS='avx9000': expected portable, avx2 or avx512\n");
+}
+
 TEST_F(Cli, ExpandMissThenHitAcrossProcesses) {
   const fs::path job = write_small_job();
   auto first = flowrank("expand " + job.string());

@@ -11,11 +11,9 @@ Run: /opt/golden-venv/bin/python tools/golden/make_smollm2_f32_logits.py
 """
 import json
 import pathlib
+import sys
 
-import gguf
 import numpy as np
-from gguf import GGUFReader, GGUFValueType, GGUFWriter
-from gguf.quants import dequantize
 from llama_cpp import Llama
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -23,33 +21,13 @@ MODEL = ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 F32_MODEL = pathlib.Path("/tmp/smollm2_f32.gguf")
 OUT = ROOT / "tests" / "data" / "golden"
 
-
-def write_f32_copy():
-    r = GGUFReader(str(MODEL))
-    w = GGUFWriter(str(F32_MODEL), "llama")
-    for key, field in r.fields.items():
-        if key.startswith("GGUF.") or key == "general.architecture":
-            continue
-        vtype = field.types[0]
-        value = field.contents()
-        if key == "general.file_type":
-            value = int(gguf.LlamaFileType.ALL_F32)
-        if vtype == GGUFValueType.ARRAY:
-            w.add_key_value(key, value, vtype, sub_type=field.types[1])
-        else:
-            w.add_key_value(key, value, vtype)
-    for t in r.tensors:
-        data = dequantize(t.data, t.tensor_type).astype(np.float32)
-        w.add_tensor(t.name, data.reshape([int(d) for d in reversed(t.shape)]))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+sys.path.insert(0, str(ROOT / "tools" / "bench"))
+from llama_peer import write_f32_copy  # noqa: E402  (the one F32 writer, shared with the bench)
 
 
 def main():
     if not F32_MODEL.exists():
-        write_f32_copy()
+        write_f32_copy(MODEL, F32_MODEL)
     golden = json.loads((OUT / "smollm2_greedy.json").read_text())
     prompts = [golden["cases"][0]["prompt_ids"], golden["cases"][7]["prompt_ids"]]
     llm = Llama(model_path=str(F32_MODEL), n_ctx=512, n_batch=512, n_threads=2, logits_all=True,

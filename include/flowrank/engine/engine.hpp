@@ -126,9 +126,10 @@ struct EngineOptions {
   int32_t max_seqs = 64;
   bool prefix_cache = true;
   int32_t threads = 0;  // 0 = all cores
-  // Bitwise-identical logits whatever shares a sequence's batch (CPU: fixed-shape GEMM tiles).
-  // Off only to measure what it costs. The CUDA backend does not promise it (its GEMM and
-  // attention kernels pick their split by batch shape); its results agree within tolerances.
+  // Bitwise-identical logits whatever shares a sequence's batch. The CPU backend always is (one
+  // summation order per output element costs its kernels nothing; this flag changes nothing
+  // there). The CUDA backend does not promise it (its GEMM and attention kernels pick their split
+  // by batch shape); its results agree within tolerances.
   bool batch_invariant = true;
   // CUDA: the device (-1 = the local rank's GPU, else 0), the share of its memory this process
   // may take (weights + activations + KV pool), shared-prefix (cascade) attention, CUDA graphs.

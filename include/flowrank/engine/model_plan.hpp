@@ -10,6 +10,7 @@
 // in whatever precision it likes (the CPU: f32 everywhere; CUDA: x in f32, the rest bf16).
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "flowrank/engine/model.hpp"
@@ -96,36 +97,57 @@ struct ModelPlan {
 
 const char* op_name(OpKind kind);
 
-// The member of a backend's per-layer weights that holds `slot` (each backend's Layer has members
-// named as these: attn_norm, wqkv, ...); null for a model-level slot.
-template <class Layer>
-auto layer_slot(Layer& l, WeightSlot slot) -> decltype(&l.wqkv) {
+// fn(member) with the member of a backend's per-layer weights that holds `slot` (each backend's
+// Layer has members named as these: attn_norm, wqkv, ...; their types may differ), fn(nullptr)
+// for a model-level slot.
+template <class Layer, class Fn>
+decltype(auto) visit_layer_slot(Layer& l, WeightSlot slot, Fn&& fn) {
   switch (slot) {
     case WeightSlot::kAttnNorm:
-      return &l.attn_norm;
+      return fn(l.attn_norm);
     case WeightSlot::kWqkv:
-      return &l.wqkv;
+      return fn(l.wqkv);
     case WeightSlot::kBqkv:
-      return &l.bqkv;
+      return fn(l.bqkv);
     case WeightSlot::kQNorm:
-      return &l.q_norm;
+      return fn(l.q_norm);
     case WeightSlot::kKNorm:
-      return &l.k_norm;
+      return fn(l.k_norm);
     case WeightSlot::kWo:
-      return &l.wo;
+      return fn(l.wo);
     case WeightSlot::kPostAttnNorm:
-      return &l.post_attn_norm;
+      return fn(l.post_attn_norm);
     case WeightSlot::kFfnNorm:
-      return &l.ffn_norm;
+      return fn(l.ffn_norm);
     case WeightSlot::kWGateUp:
-      return &l.w_gate_up;
+      return fn(l.w_gate_up);
     case WeightSlot::kWDown:
-      return &l.w_down;
+      return fn(l.w_down);
     case WeightSlot::kPostFfnNorm:
-      return &l.post_ffn_norm;
+      return fn(l.post_ffn_norm);
     default:
-      return nullptr;
+      return fn(nullptr);
   }
+}
+
+// The member of `l` that holds `slot` when it has type T, else null (a model-level slot, or a
+// member of another type).
+template <class T, class Layer>
+auto layer_slot_as(Layer& l, WeightSlot slot) {
+  using Ptr = std::conditional_t<std::is_const_v<Layer>, const T*, T*>;
+  return visit_layer_slot(l, slot, [](auto&& member) -> Ptr {
+    if constexpr (std::is_same_v<std::remove_cvref_t<decltype(member)>, T>) {
+      return &member;
+    } else {
+      return nullptr;
+    }
+  });
+}
+
+// Where every member of a backend's Layer has one type (the same as wqkv's).
+template <class Layer>
+auto layer_slot(Layer& l, WeightSlot slot) -> decltype(&l.wqkv) {
+  return layer_slot_as<std::remove_cvref_t<decltype(l.wqkv)>>(l, slot);
 }
 
 }  // namespace flowrank::engine

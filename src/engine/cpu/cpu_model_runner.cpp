@@ -1,8 +1,5 @@
 #include "flowrank/engine/cpu/cpu_model_runner.hpp"
 
-#include <cblas.h>
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -36,8 +33,26 @@ void append_f32(std::vector<float>& dst, const Tensor& t) {
   dequantize(t.type, t.data, dst.data() + at, t.elements());
 }
 
-// Query heads per KV head that attention keeps on the stack (GQA groups are 1 to 8 in practice).
+// A weight matrix of the file as the kernels read it: dims {k, rows}.
+cpu::WeightRows rows_of(const Tensor& t) {
+  cpu::WeightRows w;
+  w.type = t.type;
+  w.data = t.data;
+  w.k = t.dims.empty() ? 0 : t.dims[0];
+  w.rows = t.dims.size() < 2 ? 1 : t.elements() / w.k;
+  return w;
+}
+
+std::size_t bytes_of(const Tensor& t) {
+  return t.empty() ? 0 : tensor_bytes(t.type, t.elements());
+}
+
+// Query heads per KV head that attention tiles hold (GQA groups are 1 to 8 in practice).
 constexpr int kMaxGroup = 64;
+// (query, head) pairs per attention tile: K and V rows are read once per tile.
+constexpr int kTilePairs = 24;
+// Row-wise ops (norms, rope, swiglu) go parallel from this many token rows.
+constexpr int64_t kParallelRows = 32;
 
 }  // namespace
 
@@ -53,46 +68,12 @@ std::size_t cpu_available_memory() {
   return 0;
 }
 
-void cpu_matmul(const float* x, int64_t m, const float* w, int64_t n, int64_t k, float* y,
-                int32_t tile_rows, std::vector<float>& scratch) {
-  if (m <= 0) return;
-  const auto sgemm = [&](const float* a, int64_t rows, float* c) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(rows),
-                static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, a, static_cast<blasint>(k),
-                w, static_cast<blasint>(k), 0.0f, c, static_cast<blasint>(n));
-  };
-  if (tile_rows <= 0) {
-    sgemm(x, m, y);
-    return;
-  }
-  // Rows in whole multiples of the tile go straight to sgemm (M a multiple of the tile); the rest
-  // is padded with zero rows to one more tile. Either way M is a multiple of the tile. The tile
-  // also grows until M*N*K > 1e6, which keeps OpenBLAS's small-matrix kernels (x86-64, taken
-  // for M*N*K <= 100^3) out of the picture: they reduce in another order than the blocked
-  // kernel, so a batch that crossed the threshold would change its rows (tiny models only).
-  int64_t tile = tile_rows;
-  while (static_cast<double>(tile) * static_cast<double>(n) * static_cast<double>(k) <= 2.0e6) {
-    tile += tile_rows;
-  }
-  const int64_t whole = m / tile * tile;
-  if (whole > 0) sgemm(x, whole, y);
-  const int64_t rows = m - whole;
-  if (rows == 0) return;
-  const std::size_t in_floats = static_cast<std::size_t>(tile * k);
-  const std::size_t out_floats = static_cast<std::size_t>(tile * n);
-  if (scratch.size() < in_floats + out_floats) scratch.resize(in_floats + out_floats);
-  float* a = scratch.data();
-  float* c = scratch.data() + in_floats;
-  std::memcpy(a, x + whole * k, sizeof(float) * static_cast<std::size_t>(rows * k));
-  std::fill(a + rows * k, a + tile * k, 0.0f);
-  sgemm(a, tile, c);
-  std::memcpy(y + whole * n, c, sizeof(float) * static_cast<std::size_t>(rows * n));
-}
-
 CpuModelRunner::CpuModelRunner(ModelWeights weights, CpuRunnerOptions options)
     : weights_(std::move(weights)), options_(options) {
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   threads_ = options_.threads > 0 ? options_.threads : hw;
+  pool_ = std::make_unique<cpu::ThreadPool>(threads_);
+  cpu::kernel_isa();  // a bad FLOWRANK_CPU_KERNELS is an InputError now, not mid-step
   memory_budget_ =
       options_.memory_limit_bytes > 0 ? options_.memory_limit_bytes : cpu_available_memory();
   // /proc/meminfo unreadable: no basis to refuse; size the pool as if 16 GiB were free.
@@ -111,41 +92,41 @@ CpuModelRunner::CpuModelRunner(ModelWeights weights, CpuRunnerOptions options)
 
 CpuModelRunner::~CpuModelRunner() = default;
 
-std::size_t CpuModelRunner::f32_weight_bytes() const {
-  const auto el = [](const Tensor& t) -> std::size_t {
-    return t.empty() ? 0 : static_cast<std::size_t>(t.elements());
-  };
-  std::size_t n = el(weights_.tok_embd) + el(weights_.output_norm) + el(weights_.output);
+std::size_t CpuModelRunner::weight_bytes() const {
+  std::size_t n =
+      bytes_of(weights_.tok_embd) + bytes_of(weights_.output_norm) + bytes_of(weights_.output);
   for (const LayerWeights& l : weights_.layers) {
     for (const Tensor* t :
          {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.bq, &l.bk, &l.bv, &l.q_norm, &l.k_norm,
           &l.post_attn_norm, &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down, &l.post_ffn_norm}) {
-      n += el(*t);
+      n += bytes_of(*t);
     }
   }
-  return n * sizeof(float);
+  return n;
 }
 
-void require_f32_fit(const std::string& source, std::size_t weight_bytes, std::size_t budget) {
+void require_weights_fit(const std::string& source, std::size_t weight_bytes, std::size_t budget) {
   if (weight_bytes > budget) {
     std::ostringstream msg;
     msg.precision(3);
-    msg << "out of memory: model " << source << " needs " << weight_bytes / kGiB << " GiB as f32, "
-        << budget / kGiB << " GiB available";
+    msg << "out of memory: model " << source << " needs " << weight_bytes / kGiB
+        << " GiB of weights, " << budget / kGiB << " GiB available";
     throw RunError(msg.str());
   }
 }
 
-std::size_t f32_weight_bytes_of(const ModelConfig& c) {
+std::size_t weight_bytes_of(const ModelConfig& c, TensorType type) {
   const std::size_t e = static_cast<std::size_t>(c.n_embd), v = static_cast<std::size_t>(c.n_vocab);
   const std::size_t q = static_cast<std::size_t>(c.n_head) * c.head_dim;
   const std::size_t kv = static_cast<std::size_t>(c.n_head_kv) * c.head_dim;
   const std::size_t per_layer = e * (q + 2 * kv) + q * e + 3 * e * static_cast<std::size_t>(c.n_ff);
-  return sizeof(float) * (v * e * (c.tied_embeddings ? 1 : 2) + per_layer * c.n_layer);
+  const std::size_t elements = v * e * (c.tied_embeddings ? 1 : 2) + per_layer * c.n_layer;
+  return elements / static_cast<std::size_t>(block_elements(type)) *
+         tensor_bytes(type, block_elements(type));
 }
 
 void CpuModelRunner::check_weights_fit() const {
-  require_f32_fit(weights_.source, f32_weight_bytes(), memory_budget_);
+  require_weights_fit(weights_.source, weight_bytes(), memory_budget_);
 }
 
 int32_t CpuModelRunner::pool_blocks(const RunnerLimits& limits) const {
@@ -154,7 +135,7 @@ int32_t CpuModelRunner::pool_blocks(const RunnerLimits& limits) const {
   const int32_t bs = limits.block_size;
   const double block_bytes = 2.0 * bs * c.n_layer * c.n_head_kv * c.head_dim * 4.0;
   const double budget =
-      static_cast<double>(memory_budget_) * 0.5 - static_cast<double>(f32_weight_bytes());
+      static_cast<double>(memory_budget_) * 0.5 - static_cast<double>(weight_bytes());
   if (budget <= 0 || block_bytes <= 0) return 0;
   // More than 16 full contexts is never useful on a CPU.
   double cap = std::ceil(static_cast<double>(std::max(c.context_length, 1)) / bs) * 16;
@@ -166,25 +147,29 @@ int32_t CpuModelRunner::pool_blocks(const RunnerLimits& limits) const {
 
 void CpuModelRunner::load_weights() {
   const ModelConfig& c = weights_.config;
-  tok_embd_ = to_f32(weights_.tok_embd);
+  tok_embd_ = rows_of(weights_.tok_embd);
+  output_ = (!c.tied_embeddings && !weights_.output.empty()) ? rows_of(weights_.output) : tok_embd_;
   output_norm_ = to_f32(weights_.output_norm);
-  if (!c.tied_embeddings && !weights_.output.empty()) output_ = to_f32(weights_.output);
+  std::vector<const cpu::WeightRows*> all = {&tok_embd_, &output_};
   layers_.resize(static_cast<std::size_t>(c.n_layer));
   for (int32_t il = 0; il < c.n_layer; ++il) {
     const LayerWeights& lw = weights_.layers[static_cast<std::size_t>(il)];
     Layer& l = layers_[static_cast<std::size_t>(il)];
-    append_f32(l.wqkv, lw.wq);
-    append_f32(l.wqkv, lw.wk);
-    append_f32(l.wqkv, lw.wv);
+    l.wqkv[0] = rows_of(lw.wq);
+    l.wqkv[1] = rows_of(lw.wk);
+    l.wqkv[2] = rows_of(lw.wv);
     if (c.qkv_bias) {
       append_f32(l.bqkv, lw.bq);
       append_f32(l.bqkv, lw.bk);
       append_f32(l.bqkv, lw.bv);
     }
-    l.wo = to_f32(lw.wo);
-    append_f32(l.w_gate_up, lw.w_gate);
-    append_f32(l.w_gate_up, lw.w_up);
-    l.w_down = to_f32(lw.w_down);
+    l.wo = rows_of(lw.wo);
+    l.w_gate_up[0] = rows_of(lw.w_gate);
+    l.w_gate_up[1] = rows_of(lw.w_up);
+    l.w_down = rows_of(lw.w_down);
+    for (const cpu::WeightRows* w :
+         {&l.wqkv[0], &l.wqkv[1], &l.wqkv[2], &l.wo, &l.w_gate_up[0], &l.w_gate_up[1], &l.w_down})
+      all.push_back(w);
     for (auto [dst, src] : {std::pair{&l.attn_norm, &lw.attn_norm},
                             {&l.ffn_norm, &lw.ffn_norm},
                             {&l.post_attn_norm, &lw.post_attn_norm},
@@ -194,6 +179,14 @@ void CpuModelRunner::load_weights() {
       if (!src->empty()) *dst = to_f32(*src);
     }
   }
+  // Read every weight page once now, so the first step does not pay the page faults.
+  unsigned sum = 0;
+  for (const cpu::WeightRows* w : all) {
+    const auto* p = static_cast<const volatile unsigned char*>(w->data);
+    const std::size_t n = w->row_bytes() * static_cast<std::size_t>(w->rows);
+    for (std::size_t i = 0; i < n; i += 4096) sum += p[i];
+  }
+  (void)sum;
 }
 
 int32_t CpuModelRunner::preload(const RunnerLimits& limits) {
@@ -204,19 +197,18 @@ int32_t CpuModelRunner::preload(const RunnerLimits& limits) {
   if (num_blocks <= 0 || block_size <= 0) {
     throw RunError("cpu backend: KV pool needs at least one block of at least one token");
   }
-  const std::size_t weight_bytes = f32_weight_bytes();
+  const std::size_t weight_bytes = this->weight_bytes();
   const std::size_t block_floats =
       static_cast<std::size_t>(block_size) * c.n_layer * c.n_head_kv * c.head_dim;
   const std::size_t pool_bytes = 2 * block_floats * sizeof(float) * num_blocks;
   if (weight_bytes + pool_bytes > memory_budget_) {
     std::ostringstream msg;
     msg.precision(3);
-    msg << "out of memory: model needs " << weight_bytes / kGiB << " GiB as f32 and the KV pool of "
-        << num_blocks << " blocks " << pool_bytes / kGiB << " GiB, " << memory_budget_ / kGiB
-        << " GiB available";
+    msg << "out of memory: model needs " << weight_bytes / kGiB
+        << " GiB of weights and the KV pool of " << num_blocks << " blocks " << pool_bytes / kGiB
+        << " GiB, " << memory_budget_ / kGiB << " GiB available";
     throw RunError(msg.str());
   }
-  openblas_set_num_threads(threads_);
   try {
     load_weights();
     // Left uninitialized: a slot is always written before attention reads it, and untouched
@@ -226,7 +218,7 @@ int32_t CpuModelRunner::preload(const RunnerLimits& limits) {
   } catch (const std::bad_alloc&) {
     std::ostringstream msg;
     msg.precision(3);
-    msg << "out of memory: model needs " << weight_bytes / kGiB << " GiB as f32 plus "
+    msg << "out of memory: model needs " << weight_bytes / kGiB << " GiB of weights plus "
         << pool_bytes / kGiB << " GiB of KV pool, allocation failed";
     throw RunError(msg.str());
   }
@@ -238,23 +230,33 @@ int32_t CpuModelRunner::preload(const RunnerLimits& limits) {
 }
 
 std::string CpuModelRunner::device_name() const {
-  return "cpu (" + std::to_string(threads_) + (threads_ == 1 ? " thread" : " threads") +
-         ", OpenBLAS)";
+  return "cpu (" + std::to_string(threads_) + (threads_ == 1 ? " thread, " : " threads, ") +
+         cpu::isa_name(cpu::kernel_isa()) + " kernels)";
 }
 
-const std::vector<float>& CpuModelRunner::weight(int32_t layer, WeightSlot slot) const {
-  if (slot == WeightSlot::kTokenEmbd) return tok_embd_;
+const std::vector<float>& CpuModelRunner::vector_weight(int32_t layer, WeightSlot slot) const {
   if (slot == WeightSlot::kOutputNorm) return output_norm_;
-  if (slot == WeightSlot::kOutput) return output_.empty() ? tok_embd_ : output_;
-  const std::vector<float>* w = layer_slot(layers_[static_cast<std::size_t>(layer)], slot);
+  const std::vector<float>* w =
+      layer_slot_as<std::vector<float>>(layers_[static_cast<std::size_t>(layer)], slot);
   if (w != nullptr) return *w;
-  throw std::logic_error("cpu backend: no weight for this slot");
+  throw std::logic_error("cpu backend: no vector weight for this slot");
 }
 
-void CpuModelRunner::matmul(const float* x, int64_t m, const std::vector<float>& w, int64_t n,
-                            float* y) {
-  const int64_t k = static_cast<int64_t>(w.size()) / n;
-  cpu_matmul(x, m, w.data(), n, k, y, options_.gemm_tile_rows, gemm_scratch_);
+void CpuModelRunner::matmul(const float* x, std::span<const cpu::WeightRows> parts, float* y,
+                            int64_t n) {
+  cpu::matmul(x, rows_, parts[0].k, parts, y, n, *pool_);
+}
+
+template <typename Fn>
+void CpuModelRunner::for_rows(Fn&& fn) {
+  const auto rows = [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) fn(r);
+  };
+  if (rows_ >= kParallelRows) {
+    pool_->for_ranges(rows_, rows);
+  } else {
+    rows(0, rows_);
+  }
 }
 
 void CpuModelRunner::validate(const StepBatch& batch) const {
@@ -318,6 +320,17 @@ void CpuModelRunner::prepare(const StepBatch& batch) {
       cpu::rope_cos_sin(plan_.ropes[t], batch.positions[static_cast<std::size_t>(r)],
                         buf_.cos_sin[t].data() + static_cast<std::size_t>(r) * stride);
   }
+  // Attention jobs: tiles of consecutive query rows of a sequence, per KV head.
+  const int group = c.n_head / c.n_head_kv;
+  const int32_t tile_rows = std::max(1, kTilePairs / group);
+  jobs_.clear();
+  for (int32_t s = 0; s < batch.num_seqs(); ++s) {
+    const int32_t q0 = batch.query_start[static_cast<std::size_t>(s)];
+    const int32_t q1 = batch.query_start[static_cast<std::size_t>(s) + 1];
+    for (int32_t r = q0; r < q1; r += tile_rows)
+      for (int32_t h = 0; h < c.n_head_kv; ++h)
+        jobs_.push_back({s, r, std::min(tile_rows, q1 - r), h});
+  }
 }
 
 void CpuModelRunner::launch(const StepBatch& batch) {
@@ -335,6 +348,7 @@ void CpuModelRunner::launch(const StepBatch& batch) {
   const ModelConfig& c = weights_.config;
   const int64_t E = c.n_embd, F = c.n_ff;
   for (const PlanOp& op : plan_.ops) {
+    const Layer* l = op.layer >= 0 ? &layers_[static_cast<std::size_t>(op.layer)] : nullptr;
     switch (op.kind) {
       case OpKind::kEmbed:
         embed(batch, op);
@@ -352,20 +366,21 @@ void CpuModelRunner::launch(const StepBatch& batch) {
         attention(batch, op);
         break;
       case OpKind::kOutProj:
-        matmul(buf_.attn.data(), rows_, weight(op.layer, WeightSlot::kWo), E, buf_.proj.data());
+        matmul(buf_.attn.data(), {&l->wo, 1}, buf_.proj.data(), E);
         break;
       case OpKind::kResidual:
         residual(op);
         break;
       case OpKind::kGateUpProj:
-        matmul(buf_.h.data(), rows_, weight(op.layer, WeightSlot::kWGateUp), 2 * F,
-               buf_.gate_up.data());
+        matmul(buf_.h.data(), l->w_gate_up, buf_.gate_up.data(), 2 * F);
         break;
       case OpKind::kSwiGlu:
-        swiglu_rows();
+        for_rows([&](int64_t r) {
+          cpu::swiglu_rows(buf_.gate_up.data() + r * 2 * F, buf_.act.data() + r * F, 1, F);
+        });
         break;
       case OpKind::kDownProj:
-        matmul(buf_.act.data(), rows_, weight(op.layer, WeightSlot::kWDown), E, buf_.proj.data());
+        matmul(buf_.act.data(), {&l->w_down, 1}, buf_.proj.data(), E);
         break;
       case OpKind::kLogits:
         logits(batch);
@@ -382,44 +397,42 @@ void CpuModelRunner::finish(StepResult& result) {
 
 void CpuModelRunner::embed(const StepBatch& batch, const PlanOp& op) {
   const int64_t E = weights_.config.n_embd;
-  for (int64_t r = 0; r < rows_; ++r) {
-    const int64_t tok = batch.input_ids[static_cast<std::size_t>(r)];
-    std::memcpy(buf_.x.data() + r * E, tok_embd_.data() + tok * E, sizeof(float) * E);
-  }
-  const float* w = op.norm == WeightSlot::kNone ? nullptr : weight(op.norm_layer, op.norm).data();
-  for (int64_t r = 0; r < rows_; ++r) {
+  const float* w =
+      op.norm == WeightSlot::kNone ? nullptr : vector_weight(op.norm_layer, op.norm).data();
+  for_rows([&](int64_t r) {
     float* xr = buf_.x.data() + r * E;
     float* hr = buf_.h.data() + r * E;
+    cpu::dequantize_rows(tok_embd_, batch.input_ids[static_cast<std::size_t>(r)], 1, xr);
     if (w != nullptr) {
       cpu::rms_norm(xr, w, hr, E, plan_.rms_eps);
     } else {
       std::memcpy(hr, xr, sizeof(float) * E);
     }
-  }
+  });
 }
 
 void CpuModelRunner::qkv_proj(const PlanOp& op) {
   const ModelConfig& c = weights_.config;
   const int64_t nqkv = int64_t{c.n_head + 2 * c.n_head_kv} * c.head_dim;
-  matmul(buf_.h.data(), rows_, weight(op.layer, WeightSlot::kWqkv), nqkv, buf_.qkv.data());
+  const Layer& l = layers_[static_cast<std::size_t>(op.layer)];
+  matmul(buf_.h.data(), l.wqkv, buf_.qkv.data(), nqkv);
   if (!op.bias) return;
-  const std::vector<float>& b = weight(op.layer, WeightSlot::kBqkv);
   for (int64_t r = 0; r < rows_; ++r) {
     float* q = buf_.qkv.data() + r * nqkv;
-    for (int64_t i = 0; i < nqkv; ++i) q[i] += b[static_cast<std::size_t>(i)];
+    for (int64_t i = 0; i < nqkv; ++i) q[i] += l.bqkv[static_cast<std::size_t>(i)];
   }
 }
 
 void CpuModelRunner::qk_norm(const PlanOp& op) {
   const ModelConfig& c = weights_.config;
   const int64_t nq = int64_t{c.n_head} * c.head_dim, nkv = int64_t{c.n_head_kv} * c.head_dim;
-  const float* wq = weight(op.layer, WeightSlot::kQNorm).data();
-  const float* wk = weight(op.layer, WeightSlot::kKNorm).data();
-  for (int64_t r = 0; r < rows_; ++r) {
+  const float* wq = vector_weight(op.layer, WeightSlot::kQNorm).data();
+  const float* wk = vector_weight(op.layer, WeightSlot::kKNorm).data();
+  for_rows([&](int64_t r) {
     float* q = buf_.qkv.data() + r * (nq + 2 * nkv);
     cpu::rms_norm(q, wq, q, nq, plan_.rms_eps);
     cpu::rms_norm(q + nq, wk, q + nq, nkv, plan_.rms_eps);
-  }
+  });
 }
 
 void CpuModelRunner::rope(const PlanOp& op) {
@@ -428,32 +441,35 @@ void CpuModelRunner::rope(const PlanOp& op) {
   const RopeTable& table = plan_.ropes[static_cast<std::size_t>(op.rope)];
   const std::vector<float>& cs = buf_.cos_sin[static_cast<std::size_t>(op.rope)];
   const std::size_t stride = table.inv_freq.size() * 2;
-  for (int64_t r = 0; r < rows_; ++r) {
+  for_rows([&](int64_t r) {
     float* q = buf_.qkv.data() + r * (nq + 2 * nkv);
     const float* row_cs = cs.data() + static_cast<std::size_t>(r) * stride;
     cpu::rope_apply(table, q, c.n_head, c.head_dim, row_cs);
     cpu::rope_apply(table, q + nq, c.n_head_kv, c.head_dim, row_cs);
-  }
+  });
 }
 
+// K goes in transposed within its block (cpu::PagedKv), V as a row per slot.
 void CpuModelRunner::store_kv(const StepBatch& batch, int32_t layer) {
   const ModelConfig& c = weights_.config;
-  const int64_t nq = int64_t{c.n_head} * c.head_dim, nkv = int64_t{c.n_head_kv} * c.head_dim;
+  const int64_t hd = c.head_dim;
+  const int64_t nq = int64_t{c.n_head} * hd, nkv = int64_t{c.n_head_kv} * hd;
   const std::size_t layer_floats = static_cast<std::size_t>(block_size_) * nkv;
   for (int64_t r = 0; r < rows_; ++r) {
     const float* k = buf_.qkv.data() + r * (nq + 2 * nkv) + nq;
     const int32_t slot = batch.slot_mapping[static_cast<std::size_t>(r)];
-    const std::size_t off = static_cast<std::size_t>(slot / block_size_) * block_floats_ +
-                            static_cast<std::size_t>(layer) * layer_floats +
-                            static_cast<std::size_t>(slot % block_size_) * nkv;
-    std::memcpy(k_pool_.get() + off, k, sizeof(float) * nkv);
-    std::memcpy(v_pool_.get() + off, k + nkv, sizeof(float) * nkv);
+    const std::size_t base = static_cast<std::size_t>(slot / block_size_) * block_floats_ +
+                             static_cast<std::size_t>(layer) * layer_floats;
+    const int32_t in_block = slot % block_size_;
+    float* kt = k_pool_.get() + base + static_cast<std::size_t>(in_block);
+    for (int64_t i = 0; i < nkv; ++i) kt[static_cast<std::size_t>(i) * block_size_] = k[i];
+    std::memcpy(v_pool_.get() + base + static_cast<std::size_t>(in_block) * nkv, k + nkv,
+                sizeof(float) * nkv);
   }
 }
 
-// One (row, KV head) job at a time over the row's own past, in position order: the `group`
-// query heads sharing a KV head are done together so each K and V row is read once for all of
-// them; each head's arithmetic is the same serial sequence whatever the batch.
+// One job per (sequence, KV head, tile of query rows); each query's arithmetic is attend()'s
+// whatever tile or thread it falls in.
 void CpuModelRunner::attention(const StepBatch& batch, const PlanOp& op) {
   store_kv(batch, op.layer);
   const ModelConfig& c = weights_.config;
@@ -467,38 +483,38 @@ void CpuModelRunner::attention(const StepBatch& batch, const PlanOp& op) {
   kv.block_size = block_size_;
   kv.n_head_kv = c.n_head_kv;
   kv.head_dim = c.head_dim;
-  // OpenMP only where the work is worth waking the team: on few cores, idle OpenMP threads spin
-  // against OpenBLAS's own threads and make small (decode) steps several times slower.
-  int64_t work = 0;  // (row, head, past position) triples
-  for (int32_t p : batch.positions) work += static_cast<int64_t>(p + 1) * c.n_head;
-  const int nt = work * hd >= (int64_t{1} << 22) ? threads_ : 1;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    std::vector<float> scores;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t job = 0; job < rows_ * c.n_head_kv; ++job) {
-      const int64_t r = job / c.n_head_kv;
-      const auto kvh = static_cast<int32_t>(job % c.n_head_kv);
-      const auto s = static_cast<std::size_t>(buf_.row_seq[static_cast<std::size_t>(r)]);
-      const int32_t pos = batch.positions[static_cast<std::size_t>(r)];
-      const int32_t first = op.window > 0 ? std::max(0, pos - op.window + 1) : 0;
-      const std::span<const int32_t> pages(
-          batch.pages.data() + batch.page_start[s],
-          static_cast<std::size_t>(batch.page_start[s + 1] - batch.page_start[s]));
-      const int64_t head0 = static_cast<int64_t>(kvh) * group * hd;
-      cpu::attend(buf_.qkv.data() + r * (nq + 2 * nkv) + head0, group, kvh, pages, first, pos, kv,
-                  plan_.attn_scale, buf_.attn.data() + r * nq + head0, scores);
-    }
-  }
+  const auto job = [&](int64_t j) {
+    thread_local std::vector<float> scratch;
+    const AttentionJob& a = jobs_[static_cast<std::size_t>(j)];
+    const auto s = static_cast<std::size_t>(a.seq);
+    cpu::AttentionTile t;
+    const int64_t head0 = int64_t{a.kv_head} * group * hd;
+    t.q = buf_.qkv.data() + a.row0 * (nq + 2 * nkv) + head0;
+    t.ldq = nq + 2 * nkv;
+    t.out = buf_.attn.data() + a.row0 * nq + head0;
+    t.ldo = nq;
+    t.rows = a.rows;
+    t.pos0 = batch.positions[static_cast<std::size_t>(a.row0)];
+    t.group = group;
+    t.kv_head = a.kv_head;
+    t.window = op.window;
+    t.pages = std::span<const int32_t>(
+        batch.pages.data() + batch.page_start[s],
+        static_cast<std::size_t>(batch.page_start[s + 1] - batch.page_start[s]));
+    t.kv = kv;
+    t.scale = plan_.attn_scale;
+    cpu::attend_tile(t, scratch);
+  };
+  pool_->for_each(static_cast<int64_t>(jobs_.size()), job);
 }
 
 void CpuModelRunner::residual(const PlanOp& op) {
   const int64_t E = weights_.config.n_embd;
   const float* post =
-      op.post_norm == WeightSlot::kNone ? nullptr : weight(op.layer, op.post_norm).data();
+      op.post_norm == WeightSlot::kNone ? nullptr : vector_weight(op.layer, op.post_norm).data();
   const float* norm =
-      op.norm == WeightSlot::kNone ? nullptr : weight(op.norm_layer, op.norm).data();
-  for (int64_t r = 0; r < rows_; ++r) {
+      op.norm == WeightSlot::kNone ? nullptr : vector_weight(op.norm_layer, op.norm).data();
+  for_rows([&](int64_t r) {
     float* p = buf_.proj.data() + r * E;
     float* x = buf_.x.data() + r * E;
     float* h = buf_.h.data() + r * E;
@@ -509,15 +525,7 @@ void CpuModelRunner::residual(const PlanOp& op) {
     } else {
       std::memcpy(h, x, sizeof(float) * E);
     }
-  }
-}
-
-void CpuModelRunner::swiglu_rows() {
-  const int64_t F = weights_.config.n_ff;
-  for (int64_t r = 0; r < rows_; ++r) {
-    const float* g = buf_.gate_up.data() + r * 2 * F;
-    cpu::swiglu(g, g + F, buf_.act.data() + r * F, F);
-  }
+  });
 }
 
 void CpuModelRunner::logits(const StepBatch& batch) {
@@ -525,15 +533,15 @@ void CpuModelRunner::logits(const StepBatch& batch) {
   if (nl == 0) return;
   const ModelConfig& c = weights_.config;
   const int64_t E = c.n_embd, V = c.n_vocab;
-  std::vector<float> last(static_cast<std::size_t>(nl * E));
+  buf_.last.resize(static_cast<std::size_t>(nl * E));
   for (int64_t i = 0; i < nl; ++i) {
     const int32_t seq = batch.sample_seqs[static_cast<std::size_t>(i)];
     const int64_t row = batch.query_start[static_cast<std::size_t>(seq) + 1] - 1;
-    cpu::rms_norm(buf_.x.data() + row * E, output_norm_.data(), last.data() + i * E, E,
+    cpu::rms_norm(buf_.x.data() + row * E, output_norm_.data(), buf_.last.data() + i * E, E,
                   plan_.rms_eps);
   }
   buf_.logits.resize(static_cast<std::size_t>(nl * V));
-  matmul(last.data(), nl, weight(-1, WeightSlot::kOutput), V, buf_.logits.data());
+  cpu::matmul(buf_.last.data(), nl, E, {&output_, 1}, buf_.logits.data(), V, *pool_);
 }
 
 void CpuModelRunner::sample(const StepBatch& batch) {

@@ -1,27 +1,42 @@
 #include "flowrank/engine/cpu/cpu_ops.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 
 namespace flowrank::engine::cpu {
-namespace {
 
-// Fixed 8-way partial sums: vectorizable without -ffast-math, and a fixed order.
-float dot(const float* a, const float* b, int n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
-  }
-  for (; i < n; ++i) acc[0] += a[i] * b[i];
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+float reduce16(const float* p) {
+  float r8[8], r4[4];
+  for (int i = 0; i < 8; ++i) r8[i] = p[i] + p[i + 8];
+  for (int i = 0; i < 4; ++i) r4[i] = r8[i] + r8[i + 4];
+  return (r4[0] + r4[2]) + (r4[1] + r4[3]);
 }
 
-// Query heads per KV head that attention keeps on the stack (GQA groups are 1 to 8 in practice).
-constexpr int kMaxGroup = 64;
+float dot16(const float* x, const float* w, int64_t k) {
+  float acc[16] = {};
+  for (int64_t i = 0; i < k; ++i) acc[i % 16] = std::fma(x[i], w[i], acc[i % 16]);
+  return reduce16(acc);
+}
 
-}  // namespace
+float sum16(const float* v, int64_t n) {
+  float acc[16] = {};
+  for (int64_t i = 0; i < n; ++i) acc[i % 16] += v[i];
+  return reduce16(acc);
+}
+
+float exp_ref(float x) {
+  if (x < kExpMin) return 0.0f;
+  x = x < kExpMax ? x : kExpMax;  // as a vector min: NaN becomes kExpMax
+  const float n = std::nearbyint(x * kLog2e);
+  float r = std::fma(n, -kLn2Hi, x);
+  r = std::fma(n, -kLn2Lo, r);
+  float p = kExpPoly[0];
+  for (int i = 1; i < 6; ++i) p = std::fma(p, r, kExpPoly[i]);
+  p = std::fma(p, r * r, r) + 1.0f;
+  return p * std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
+}
 
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
   double ss = 0.0;
@@ -58,7 +73,7 @@ void rope_apply(const RopeTable& table, float* v, int32_t n_heads, int32_t head_
 }
 
 float silu(float x) {
-  return x / (1.0f + std::exp(-x));
+  return x / (1.0f + exp_ref(-x));
 }
 
 void swiglu(const float* gate, const float* up, float* act, int64_t n) {
@@ -70,50 +85,31 @@ void attend(const float* q, int32_t group, int32_t kv_head, std::span<const int3
             std::vector<float>& scores) {
   const int32_t n_ctx = pos - first + 1;
   const int hd = kv.head_dim;
-  const std::size_t row_floats = static_cast<std::size_t>(kv.n_head_kv) * hd;
-  const std::size_t head_off = static_cast<std::size_t>(kv_head) * hd;
-  if (scores.size() < static_cast<std::size_t>(group) * n_ctx)
-    scores.resize(static_cast<std::size_t>(group) * n_ctx);
-  // Visits positions [first, pos] block by block: fn(j, offset of row j's head in the pools).
-  const auto for_each_position = [&](auto&& fn) {
-    for (int32_t j = first; j <= pos;) {
-      const int32_t b = j / kv.block_size;
-      const std::size_t base =
-          static_cast<std::size_t>(pages[static_cast<std::size_t>(b)]) * kv.block_stride + head_off;
-      const int32_t end = std::min(pos, (b + 1) * kv.block_size - 1);
-      for (; j <= end; ++j)
-        fn(j, base + static_cast<std::size_t>(j - b * kv.block_size) * row_floats);
-    }
-  };
-  float mx[kMaxGroup];
-  for (int g = 0; g < group; ++g) mx[g] = -std::numeric_limits<float>::infinity();
-  for_each_position([&](int32_t j, std::size_t off) {
-    const float* kj = kv.k + off;
-    for (int g = 0; g < group; ++g) {
-      const float sc = dot(q + g * hd, kj, hd) * scale;
-      scores[static_cast<std::size_t>(g) * n_ctx + (j - first)] = sc;
-      mx[g] = std::max(mx[g], sc);
-    }
-  });
-  float sum[kMaxGroup];
+  const int32_t bs = kv.block_size;
+  if (scores.size() < static_cast<std::size_t>(n_ctx))
+    scores.resize(static_cast<std::size_t>(n_ctx));
   for (int g = 0; g < group; ++g) {
-    sum[g] = 0.0f;
-    float* sg = scores.data() + static_cast<std::size_t>(g) * n_ctx;
-    for (int32_t i = 0; i < n_ctx; ++i) sg[i] = std::exp(sg[i] - mx[g]);
-  }
-  std::fill(out, out + static_cast<std::ptrdiff_t>(group) * hd, 0.0f);
-  for_each_position([&](int32_t j, std::size_t off) {
-    const float* __restrict vj = kv.v + off;
-    for (int g = 0; g < group; ++g) {
-      const float e = scores[static_cast<std::size_t>(g) * n_ctx + (j - first)];
-      sum[g] += e;
-      float* __restrict og = out + static_cast<std::ptrdiff_t>(g) * hd;
-      for (int d = 0; d < hd; ++d) og[d] += e * vj[d];
-    }
-  });
-  for (int g = 0; g < group; ++g) {
+    const float* qg = q + static_cast<std::ptrdiff_t>(g) * hd;
     float* og = out + static_cast<std::ptrdiff_t>(g) * hd;
-    const float inv = 1.0f / sum[g];
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int32_t j = first; j <= pos; ++j) {
+      const int32_t page = pages[static_cast<std::size_t>(j / bs)];
+      float s = 0.0f;
+      for (int d = 0; d < hd; ++d) s = std::fma(qg[d], *kv.key(page, kv_head, d, j % bs), s);
+      s *= scale;
+      scores[static_cast<std::size_t>(j - first)] = s;
+      mx = std::max(mx, s);
+    }
+    for (int32_t i = 0; i < n_ctx; ++i)
+      scores[static_cast<std::size_t>(i)] = exp_ref(scores[static_cast<std::size_t>(i)] - mx);
+    const float sum = sum16(scores.data(), n_ctx);
+    std::fill(og, og + hd, 0.0f);
+    for (int32_t j = first; j <= pos; ++j) {
+      const float e = scores[static_cast<std::size_t>(j - first)];
+      const float* vj = kv.value(pages[static_cast<std::size_t>(j / bs)], kv_head, j % bs);
+      for (int d = 0; d < hd; ++d) og[d] = std::fma(e, vj[d], og[d]);
+    }
+    const float inv = 1.0f / sum;
     for (int d = 0; d < hd; ++d) og[d] *= inv;
   }
 }

@@ -18,6 +18,7 @@
 #include "flowrank/common/error.hpp"
 #include "flowrank/common/files.hpp"
 #include "flowrank/engine/cpu/cpu_model_runner.hpp"
+#include "flowrank/engine/gguf.hpp"
 
 namespace flowrank::engine {
 namespace {
@@ -127,92 +128,6 @@ std::vector<std::vector<float>> step(ModelRunner& r, BlockAllocator& alloc, std:
 }
 
 // ---------------------------------------------------------------------------------------------
-// GEMM batch invariance, without a model: a row's result must not depend on its batch.
-
-struct GemmCase {
-  int64_t n, k;
-};
-
-// Returns how many of `m` rows differ (bitwise) between "computed alone" and "computed in a batch
-// of m" or "computed at another offset of a batch", for the given tile setting.
-int count_variant_rows(int32_t tile, int64_t m, GemmCase g) {
-  std::mt19937 rng(42);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> w(static_cast<std::size_t>(g.n * g.k)), x(static_cast<std::size_t>(m * g.k));
-  for (auto& v : w) v = d(rng) * 0.05f;
-  for (auto& v : x) v = d(rng);
-  std::vector<float> scratch;
-  std::vector<float> batch(static_cast<std::size_t>(m * g.n));
-  cpu_matmul(x.data(), m, w.data(), g.n, g.k, batch.data(), tile, scratch);
-  // The same rows shifted by 3 (rows 3.. of a batch that starts with 3 other rows).
-  std::vector<float> x2(static_cast<std::size_t>((m + 3) * g.k));
-  std::copy(x.begin(), x.begin() + 3 * g.k, x2.begin());
-  std::copy(x.begin(), x.end(), x2.begin() + 3 * g.k);
-  std::vector<float> shifted(static_cast<std::size_t>((m + 3) * g.n));
-  cpu_matmul(x2.data(), m + 3, w.data(), g.n, g.k, shifted.data(), tile, scratch);
-  int bad = 0;
-  std::vector<float> alone(static_cast<std::size_t>(g.n));
-  for (int64_t r = 0; r < m; ++r) {
-    cpu_matmul(x.data() + r * g.k, 1, w.data(), g.n, g.k, alone.data(), tile, scratch);
-    const bool same = bitwise_equal(alone.data(), batch.data() + r * g.n, g.n) &&
-                      bitwise_equal(alone.data(), shifted.data() + (r + 3) * g.n, g.n);
-    if (!same) ++bad;
-  }
-  return bad;
-}
-
-TEST(CpuMatmul, TiledRowsAreBatchInvariant) {
-  // SmolLM2's projection shapes (qkv, o, gate+up, down, logits).
-  for (GemmCase g :
-       {GemmCase{960, 576}, GemmCase{576, 576}, GemmCase{3072, 576}, GemmCase{576, 1536}}) {
-    for (int64_t m : {1, 2, 5, 16, 26, 40, 130}) {
-      EXPECT_EQ(count_variant_rows(16, m, g), 0) << "n=" << g.n << " k=" << g.k << " m=" << m;
-    }
-  }
-  for (int64_t m : {1, 2, 26}) {
-    EXPECT_EQ(count_variant_rows(16, m, GemmCase{49152, 576}), 0) << "logits, m=" << m;
-  }
-  // Tiny shapes (the arch-golden models), where OpenBLAS has a small-matrix kernel.
-  for (GemmCase g : {GemmCase{64, 64}, GemmCase{256, 64}, GemmCase{64, 128}}) {
-    for (int64_t m : {1, 3, 16, 26, 300, 700}) {
-      EXPECT_EQ(count_variant_rows(16, m, g), 0) << "n=" << g.n << " k=" << g.k << " m=" << m;
-    }
-  }
-}
-
-TEST(CpuMatmul, TiledMatchesNaiveWithinRounding) {
-  // The tiled path computes the same product: compare to a double-precision reference.
-  const int64_t m = 7, n = 33, k = 100;
-  std::mt19937 rng(1);
-  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
-  std::vector<float> w(static_cast<std::size_t>(n * k)), x(static_cast<std::size_t>(m * k));
-  for (auto& v : w) v = d(rng);
-  for (auto& v : x) v = d(rng);
-  std::vector<float> y(static_cast<std::size_t>(m * n)), scratch;
-  cpu_matmul(x.data(), m, w.data(), n, k, y.data(), 16, scratch);
-  for (int64_t r = 0; r < m; ++r) {
-    for (int64_t c = 0; c < n; ++c) {
-      double ref = 0;
-      for (int64_t i = 0; i < k; ++i) ref += static_cast<double>(x[r * k + i]) * w[c * k + i];
-      EXPECT_NEAR(y[static_cast<std::size_t>(r * n + c)], ref, 1e-4);
-    }
-  }
-}
-
-TEST(CpuMatmul, NaiveSgemmIsNotBatchInvariant) {
-  // Why the tiles exist: plain sgemm over the whole batch gives rows that differ from the same
-  // rows computed alone (OpenBLAS 0.3.21 here: M=1 and small M*N*K take other kernels that
-  // reduce in another order). If a future OpenBLAS made this invariant, the padding would merely
-  // cost time; the test then says so.
-  int bad = 0;
-  for (GemmCase g : {GemmCase{960, 576}, GemmCase{576, 1536}, GemmCase{3072, 576}}) {
-    for (int64_t m : {2, 5, 16, 26}) bad += count_variant_rows(0, m, g);
-  }
-  if (bad == 0) GTEST_SKIP() << "this OpenBLAS happens to be batch invariant without tiles";
-  EXPECT_GT(bad, 0);
-}
-
-// ---------------------------------------------------------------------------------------------
 // Full-model batch invariance and paged KV.
 
 TEST_F(SmolLmRunnerTest, LogitsAreBitwiseIndependentOfBatchChunkingAndPrefixCache) {
@@ -291,6 +206,49 @@ TEST_F(SmolLmRunnerTest, LogitsAreBitwiseIndependentOfBatchChunkingAndPrefixCach
     out = step(*runner_, alloc, {&other, &a}, {1, 1});
     EXPECT_TRUE(bitwise_equal(out[1].data(), ref[1].data(), vocab)) << "decode after cache hit";
   }
+}
+
+// The kernel sets compute the same bits (tests/engine/cpu/cpu_kernels_test.cpp checks each
+// kernel); here the whole model: a prompt in chunks, then decode steps beside another sequence.
+std::vector<float> logits_on(ModelRunner& r, cpu::Isa isa, const std::vector<int32_t>& prompt) {
+  cpu::set_kernel_isa(isa);
+  BlockAllocator alloc(kPoolBlocks);
+  Seq a{prompt, {}, 0};
+  Seq b{std::vector<int32_t>(prompt.rbegin(), prompt.rend()), {}, 0};
+  std::vector<float> all;
+  const int32_t half = static_cast<int32_t>(prompt.size() / 2);
+  for (const auto& out : {step(r, alloc, {&a, &b}, {half, 5}),
+                          step(r, alloc, {&a}, {static_cast<int32_t>(prompt.size()) - half})})
+    all.insert(all.end(), out[0].begin(), out[0].end());
+  for (int32_t t : {17, 4242}) {
+    t %= r.config().n_vocab;
+    a.tokens.push_back(t);
+    b.tokens.push_back(t);
+    const auto out = step(r, alloc, {&b, &a}, {1, 1});
+    all.insert(all.end(), out[1].begin(), out[1].end());
+  }
+  return all;
+}
+
+TEST_F(SmolLmRunnerTest, LogitsAreBitwiseTheSameOnEveryKernelSet) {
+  const cpu::Isa saved = cpu::kernel_isa();
+  std::mt19937 rng(13);
+  const auto prompt = random_tokens(rng, 37, runner_->config().n_vocab);
+  const auto ref = logits_on(*runner_, cpu::Isa::kAvx2, prompt);
+  const bool avx2 = cpu::kernel_isa() == cpu::Isa::kAvx2;
+  const auto wide = logits_on(*runner_, cpu::Isa::kAvx512, prompt);
+  cpu::set_kernel_isa(saved);
+  if (!avx2) GTEST_SKIP() << "this processor has no AVX2: only the portable kernels run here";
+  EXPECT_TRUE(bitwise_equal(ref.data(), wide.data(), static_cast<int64_t>(ref.size())));
+  // The portable set (software fma where the baseline has none) on a tiny model only.
+  CpuModelRunner tiny(load_model(kGolden + "llama3_tiny.gguf"));
+  preload_blocks(tiny, kPoolBlocks, kBlockSize);
+  std::vector<int32_t> short_prompt(prompt.begin(), prompt.begin() + 20);
+  for (int32_t& t : short_prompt) t %= tiny.config().n_vocab;
+  const auto portable = logits_on(tiny, cpu::Isa::kPortable, short_prompt);
+  const auto fast = logits_on(tiny, saved, short_prompt);
+  cpu::set_kernel_isa(saved);
+  EXPECT_TRUE(bitwise_equal(portable.data(), fast.data(), static_cast<int64_t>(fast.size())));
 }
 
 TEST_F(SmolLmRunnerTest, ShuffledBlockTableGivesSameLogitsAsContiguous) {
@@ -372,21 +330,33 @@ TEST_F(SmolLmRunnerTest, PagesNotCoveringTheSequenceIsRunError) {
 
 TEST_F(SmolLmRunnerTest, DeviceName) {
   EXPECT_NE(runner_->device_name().find("cpu ("), std::string::npos);
-  EXPECT_NE(runner_->device_name().find("OpenBLAS"), std::string::npos);
+  EXPECT_NE(runner_->device_name().find(std::string(cpu::isa_name(cpu::kernel_isa())) + " kernels"),
+            std::string::npos);
 }
 
-TEST(CpuModelRunner, WeightBytesFromConfigMatchTheLoadedModel) {
-  CpuModelRunner runner(load_model(kSmolLm));
+TEST(CpuModelRunner, WeightBytesAreTheFilesTensorBytes) {
+  // The weights stay as the file stores them (no f32 copy): every tensor of the file, once.
+  ModelWeights weights = load_model(kSmolLm);
+  std::size_t file_bytes = 0;
+  for (const GgufTensorInfo& t : weights.file->tensors()) file_bytes += t.nbytes;
+  CpuModelRunner runner(std::move(weights));
+  EXPECT_EQ(runner.weight_bytes(), file_bytes);
+  // The estimate from the config leaves out the norm vectors (f32: 2 per layer plus the output
+  // norm); SmolLM2's file has Q4_1 projections and a Q8_0 embedding.
   const ModelConfig& c = runner.config();
-  // The estimate leaves out the norm vectors: 2 per layer plus the output norm.
   const std::size_t norms =
       sizeof(float) * static_cast<std::size_t>(c.n_embd) * (2 * c.n_layer + 1);
-  EXPECT_EQ(f32_weight_bytes_of(c) + norms, runner.f32_weight_bytes());
+  const std::size_t embd_q8 =
+      tensor_bytes(TensorType::kQ8_0, static_cast<int64_t>(c.n_vocab) * c.n_embd);
+  const std::size_t embd_q41 =
+      tensor_bytes(TensorType::kQ4_1, static_cast<int64_t>(c.n_vocab) * c.n_embd);
+  EXPECT_EQ(weight_bytes_of(c, TensorType::kQ4_1) - embd_q41 + embd_q8 + norms,
+            runner.weight_bytes());
 }
 
 TEST(CpuModelRunner, ModelThatCannotFitIsRunError) {
   CpuRunnerOptions options;
-  options.memory_limit_bytes = 256u << 20;  // SmolLM2 needs ~0.54 GB as f32
+  options.memory_limit_bytes = 64u << 20;  // SmolLM2's weights take 92 MiB
   CpuModelRunner runner(load_model(kSmolLm), options);
   // Sizing the pool from memory and preloading a given pool both say why: the weights alone do
   // not fit.
@@ -397,7 +367,7 @@ TEST(CpuModelRunner, ModelThatCannotFitIsRunError) {
     } catch (const RunError& e) {
       const std::string msg = e.what();
       EXPECT_EQ(msg.rfind("out of memory: model " + kSmolLm + " needs 0.", 0), 0u) << msg;
-      EXPECT_NE(msg.find(" GiB as f32, 0.25 GiB available"), std::string::npos) << msg;
+      EXPECT_NE(msg.find(" GiB of weights, 0.0625 GiB available"), std::string::npos) << msg;
     }
   }
 }

@@ -149,11 +149,13 @@ class Pool {
         blocks_(blocks),
         k_(random_values(elems(), rng)),
         v_(random_values(elems(), rng)),
+        k_host_(elems()),
         dk_(elems()),
         dv_(elems()),
         order_(static_cast<std::size_t>(blocks)) {
     dk_.upload(k_.raw);
     dv_.upload(v_.raw);
+    transpose_keys();
     std::iota(order_.begin(), order_.end(), 0);
     std::shuffle(order_.begin(), order_.end(), rng);
   }
@@ -162,8 +164,10 @@ class Pool {
   }
   const bf16* k() const { return dk_.get(); }
   const bf16* v() const { return dv_.get(); }
+  // The same pool as the CPU runner lays it out: V as the device holds it, K transposed within
+  // each block (cpu::PagedKv).
   cpu::PagedKv host() const {
-    return {k_.f32.data(),
+    return {k_host_.data(),
             v_.f32.data(),
             static_cast<std::size_t>(block_size_) * shape_.n_head_kv * shape_.head_dim,
             block_size_,
@@ -190,7 +194,21 @@ class Pool {
   Shape shape_;
   int32_t block_size_;
   int32_t blocks_;
+  // k_host_ from k_ (a row of n_head_kv * head_dim per slot, as the device reads it), placed
+  // where cpu::PagedKv::key says each key dim lives.
+  void transpose_keys() {
+    const cpu::PagedKv kv = host();
+    const int32_t hd = shape_.head_dim, nkv = shape_.n_head_kv;
+    std::size_t i = 0;
+    for (int32_t b = 0; b < blocks_; ++b)
+      for (int32_t slot = 0; slot < block_size_; ++slot)
+        for (int32_t h = 0; h < nkv; ++h)
+          for (int32_t d = 0; d < hd; ++d)
+            k_host_[kv.key(b, h, d, slot) - k_host_.data()] = k_.f32[i++];
+  }
+
   Values k_, v_;
+  std::vector<float> k_host_;
   DeviceArray<bf16> dk_, dv_;
   std::vector<int32_t> order_;
   int32_t next_ = 0;
