@@ -153,7 +153,7 @@ OfflineResult offline_run(engine::Engine& eng, const std::string& spec, uint64_t
   return r;
 }
 
-void print_json(const engine::EngineInfo& info, const engine::EngineOptions& o, double preload_s,
+void print_json(const engine::EngineInfo& info, double preload_s,
                 const std::optional<engine::DeviceLimits>& lim, const std::vector<BenchRow>& rows,
                 const std::optional<OfflineResult>& off) {
   nlohmann::json j;
@@ -161,7 +161,7 @@ void print_json(const engine::EngineInfo& info, const engine::EngineOptions& o, 
   j["backend"] = info.backend;
   j["device"] = info.device;
   j["preload_s"] = preload_s;
-  j["batch_invariant"] = o.batch_invariant;
+  j["batch_invariant"] = info.batch_invariant;
   if (lim) {
     j["limits"] = {{"copy_bytes_per_s", lim->copy_bytes_per_s},
                    {"bf16_gemm_flops", lim->bf16_gemm_flops}};
@@ -184,10 +184,10 @@ void print_json(const engine::EngineInfo& info, const engine::EngineOptions& o, 
   std::printf("%s\n", j.dump(2).c_str());
 }
 
-void print_table(const engine::EngineInfo& info, const engine::EngineOptions& o, double preload_s,
+void print_table(const engine::EngineInfo& info, double preload_s,
                  const std::optional<engine::DeviceLimits>& lim, const std::vector<BenchRow>& rows,
                  const std::optional<OfflineResult>& off) {
-  const char* invariant = o.batch_invariant ? "yes" : "no";
+  const char* invariant = info.batch_invariant ? "yes" : "no";
   if (lim)
     std::printf("limits: copy %.2f TB/s (read + write), bf16 GEMM %.0f TFLOP/s\n\n",
                 lim->copy_bytes_per_s / 1e12, lim->bf16_gemm_flops / 1e12);
@@ -217,7 +217,6 @@ int bench_command(const BenchArgs& args) {
   apply_engine_flags(args.engine, o);
   o.threads = args.threads;
   o.prefix_cache = false;  // every prompt is computed in full
-  o.batch_invariant = !args.no_batch_invariance;
   o.max_seqs =
       args.max_seqs.value_or(std::max(64, *std::max_element(args.batch.begin(), args.batch.end())));
   if (args.max_batch_tokens) o.max_batch_tokens = *args.max_batch_tokens;
@@ -247,9 +246,9 @@ int bench_command(const BenchArgs& args) {
   std::optional<OfflineResult> off;
   if (args.offline) off = offline_run(*eng, *args.offline, next_id, salt);
   if (args.format == "json") {
-    print_json(info, o, preload_s, lim, rows, off);
+    print_json(info, preload_s, lim, rows, off);
   } else {
-    print_table(info, o, preload_s, lim, rows, off);
+    print_table(info, preload_s, lim, rows, off);
   }
   return 0;
 }

@@ -76,7 +76,6 @@ struct BenchArgs {
   std::optional<int32_t> max_batch_tokens, max_seqs;
   // --offline N:P:G: N requests of P prompt and G generated tokens submitted at once
   std::optional<std::string> offline;
-  bool no_batch_invariance = false;
   bool limits = false;           // also measure the device's copy bandwidth and GEMM rate
   std::string format = "table";  // table | json
   EngineFlags engine;

@@ -139,9 +139,6 @@ int main(int argc, char** argv) {
                         "N:P:G: N requests of P prompt and G output tokens at once (throughput)");
   bench_cmd->add_flag("--limits", bench.limits,
                       "Measure the GPU's copy bandwidth and GEMM rate; rates become % of them");
-  bench_cmd->add_flag("--no-batch-invariance", bench.no_batch_invariance,
-                      "CUDA: let kernels follow the batch shape (faster, results depend on "
-                      "the batch); the CPU backend is invariant at no cost either way");
   bench_cmd->add_option("--format", bench.format, "table | json")
       ->check(CLI::IsMember({"table", "json"}));
   add_engine_flags(bench_cmd, bench.engine);

@@ -28,18 +28,32 @@ std::shared_ptr<const Tokenizer> load_tokenizer(const EngineOptions& options,
   return Tokenizer::from_gguf(*vocab_file);
 }
 
-// The engine over a backend's runner: the tokenizer (the model's, or a dummy's own GGUF) and the
-// engine's description.
+// What a backend is, where the engine's description and defaults differ between backends.
+struct Backend {
+  const char* name;
+  bool batch_invariant;
+  int32_t default_batch_tokens;  // when EngineOptions leaves them 0
+  int32_t default_seqs;
+};
+constexpr Backend kCpuBackend{"cpu", true, 2048, 64};
+constexpr Backend kCudaBackend{"cuda", false, 8192, 256};
+
+// The engine over a backend's runner: the tokenizer (the model's, or a dummy's own GGUF), the
+// engine's description, and the step sizes the options left to the backend.
 template <class MakeRunner>
 std::unique_ptr<Engine> assemble(const EngineOptions& options, ModelWeights weights,
-                                 const char* backend, MakeRunner make_runner) {
+                                 const Backend& backend, MakeRunner make_runner) {
   std::shared_ptr<const Tokenizer> tokenizer = load_tokenizer(options, weights);
+  EngineOptions resolved = options;
+  if (resolved.max_batch_tokens == 0) resolved.max_batch_tokens = backend.default_batch_tokens;
+  if (resolved.max_seqs == 0) resolved.max_seqs = backend.default_seqs;
   EngineInfo info;
-  info.backend = backend;
+  info.backend = backend.name;
   info.model = options.model;
   info.model_name = weights.config.name;
-  return std::make_unique<LlmEngine>(make_runner(std::move(weights)), std::move(tokenizer), options,
-                                     info);
+  info.batch_invariant = backend.batch_invariant;
+  return std::make_unique<LlmEngine>(make_runner(std::move(weights)), std::move(tokenizer),
+                                     resolved, info);
 }
 
 // "auto": CUDA when this build has it and a device exists, else the CPU.
@@ -71,7 +85,7 @@ std::unique_ptr<Engine> make_cpu_engine(const EngineOptions& options) {
   }
   CpuRunnerOptions runner_options;
   runner_options.threads = options.threads;  // batch invariance costs the CPU kernels nothing
-  return assemble(options, load_model(options.model), "cpu", [&](ModelWeights w) {
+  return assemble(options, load_model(options.model), kCpuBackend, [&](ModelWeights w) {
     return std::make_unique<CpuModelRunner>(std::move(w), runner_options);
   });
 }
@@ -88,7 +102,7 @@ std::unique_ptr<Engine> make_cuda_engine(const EngineOptions& options) {
   runner_options.read_weights = options.read_weights;
   runner_options.broadcast_weights = options.broadcast_weights;
   // Dummy weights are generated on the device: the host holds only their keys.
-  return assemble(options, load_model(options.model, 0, /*generate_dummy=*/false), "cuda",
+  return assemble(options, load_model(options.model, 0, /*generate_dummy=*/false), kCudaBackend,
                   [&](ModelWeights w) { return make_cuda_runner(std::move(w), runner_options); });
 }
 #endif

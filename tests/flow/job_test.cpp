@@ -45,8 +45,8 @@ TEST_F(JobFileTest, DefaultsAndPathsRelativeToJobFile) {
   EXPECT_EQ(job.fixture_rules, FixtureRules::kHarness);  // the seed layout's default
   EXPECT_EQ(job.fixture_order, FixtureOrder::kSorted);
   EXPECT_EQ(job.engine.block_size, 16);
-  EXPECT_EQ(job.engine.max_batch_tokens, 2048);
-  EXPECT_EQ(job.engine.max_seqs, 64);
+  EXPECT_EQ(job.engine.max_batch_tokens, 0);  // 0: the engine backend chooses
+  EXPECT_EQ(job.engine.max_seqs, 0);
   EXPECT_TRUE(job.engine.prefix_cache);
   EXPECT_FALSE(job.sampling.temperature.has_value());
   EXPECT_TRUE(job.steps.empty());

@@ -81,6 +81,9 @@ struct EngineInfo {
   int32_t kv_blocks = 0;
   int32_t block_size = 0;
   ModelShape shape;
+  // A sequence's logits are bitwise the same whatever shares its batch (the CPU backend); the
+  // CUDA backend's GEMM and attention kernels pick their split by batch shape, so it is not.
+  bool batch_invariant = false;
 };
 
 // Counters over the engine's life (for the report and tests).
@@ -122,15 +125,12 @@ struct EngineOptions {
   std::string device = "auto";  // auto | cpu | cuda
   int32_t block_size = 16;
   int32_t kv_blocks = 0;  // 0 = size from memory / context
-  int32_t max_batch_tokens = 2048;
-  int32_t max_seqs = 64;
+  // Tokens per engine step and sequences per step; 0 = the backend's default (CPU 2048 and 64,
+  // CUDA 8192 and 256: a GPU step needs thousands of tokens to reach its GEMM rate).
+  int32_t max_batch_tokens = 0;
+  int32_t max_seqs = 0;
   bool prefix_cache = true;
   int32_t threads = 0;  // 0 = all cores
-  // Bitwise-identical logits whatever shares a sequence's batch. The CPU backend always is (one
-  // summation order per output element costs its kernels nothing; this flag changes nothing
-  // there). The CUDA backend does not promise it (its GEMM and attention kernels pick their split
-  // by batch shape); its results agree within tolerances.
-  bool batch_invariant = true;
   // CUDA: the device (-1 = the local rank's GPU, else 0), the share of its memory this process
   // may take (weights + activations + KV pool), shared-prefix (cascade) attention, CUDA graphs.
   int32_t gpu = -1;

@@ -29,8 +29,8 @@ void apply_sampling(const SamplingOverride& layer, StepSampling& sampling);
 struct EngineSettings {
   int32_t block_size = 16;
   int32_t kv_blocks = 0;  // 0 = size automatically
-  int32_t max_batch_tokens = 2048;
-  int32_t max_seqs = 64;
+  int32_t max_batch_tokens = 0;  // 0 = the engine backend's default
+  int32_t max_seqs = 0;
   bool prefix_cache = true;
   int32_t threads = 0;  // 0 = all cores
 };

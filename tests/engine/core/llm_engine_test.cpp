@@ -378,6 +378,7 @@ TEST(LlmEngine, RejectsBadOptions) {
 TEST(LlmEngine, PoolIsSizedFromContextAndBackendLimit) {
   EngineOptions o;
   o.block_size = 16;
+  o.max_batch_tokens = 2048;
   o.max_seqs = 4;
   LlmEngine a(std::make_unique<PagedToyRunner>(1000, 1 << 20), std::make_shared<ByteTokenizer>(), o,
               {});

@@ -133,3 +133,27 @@ TEST_F(CpuEngine, OutputsDoNotDependOnBatchOrPrefixCacheOrPreemption) {
   }
   EXPECT_GT(hits, 0);
 }
+
+// Step sizes left at 0 are the backend's: a prompt longer than the CPU's 2,048-token step is
+// prefilled in chunks of exactly that size, and the CPU engine says it is batch invariant.
+TEST(CpuEngineOptions, StepSizesLeftUnsetAreTheBackendDefaults) {
+  EngineOptions o;
+  o.model = "dummy:llama3-mini";
+  o.tokenizer_model =
+      std::string(FLOWRANK_SOURCE_DIR) + "/fixtures/tokenizers/smollm2.tokenizer.gguf";
+  o.device = "cpu";
+  ASSERT_EQ(o.max_batch_tokens, 0);
+  ASSERT_EQ(o.max_seqs, 0);
+  auto e = make_engine(o);
+  e->preload();
+  EXPECT_TRUE(e->info().batch_invariant);
+  Request r;
+  r.id = 1;
+  for (int i = 0; i < 400; ++i) r.prompt += "ticket " + std::to_string(i) + " reopened. ";
+  ASSERT_GT(e->tokenize(r.prompt).size(), 2048u + 16u);
+  r.sampling.max_tokens = 1;
+  r.sampling.ignore_eos = true;
+  e->submit(r);
+  while (e->has_work()) e->step();
+  EXPECT_EQ(e->stats().max_batch_tokens_seen, 2048);
+}
