@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "../support/shell_command.hpp"
 #include "flowrank/common/files.hpp"
 #include "flowrank/report/hdf5_report.hpp"
 
@@ -20,22 +21,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-Result sh(const std::string& cmd) {
-  Result r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  std::size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
+using Result = flowrank::test_shell::CommandResult;
+using flowrank::test_shell::sh;
 
 const std::string kBin = FLOWRANK_BINARY;
 const std::string kSrc = FLOWRANK_SOURCE_DIR;

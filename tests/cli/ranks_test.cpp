@@ -19,6 +19,7 @@
 #include <thread>
 #include <tuple>
 
+#include "../support/shell_command.hpp"
 #include "flowrank/common/files.hpp"
 #include "flowrank/report/hdf5_report.hpp"
 #include "flowrank/report/journal.hpp"
@@ -36,22 +37,8 @@ const std::string kMpirun =
     "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
     "mpirun --oversubscribe";
 
-struct Result {
-  int code = -1;
-  std::string out;
-};
-
-Result sh(const std::string& cmd) {
-  Result r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  std::size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
+using Result = flowrank::test_shell::CommandResult;
+using flowrank::test_shell::sh;
 
 // A command in the background, its output in a file.
 struct Background {

@@ -399,18 +399,18 @@ TEST(Hdf5ReportTools, H5dumpReadsTheFile) {
   TempDir dir;
   write_report_hdf5(sample_report(), dir / "run.h5", true);
   const auto listing = run_command("/usr/bin/h5dump -n " + shell_quote((dir / "run.h5").string()));
-  EXPECT_EQ(listing.exit_code, 0) << listing.output;
-  EXPECT_NE(listing.output.find("dataset    /steps"), std::string::npos) << listing.output;
-  EXPECT_NE(listing.output.find("dataset    /outputs/0/2"), std::string::npos) << listing.output;
+  EXPECT_EQ(listing.code, 0) << listing.out;
+  EXPECT_NE(listing.out.find("dataset    /steps"), std::string::npos) << listing.out;
+  EXPECT_NE(listing.out.find("dataset    /outputs/0/2"), std::string::npos) << listing.out;
   // A full dump converts every value, so it fails on anything malformed.
   const auto full = run_command("/usr/bin/h5dump " + shell_quote((dir / "run.h5").string()));
-  EXPECT_EQ(full.exit_code, 0) << full.output.substr(0, 2000);
-  EXPECT_NE(full.output.find("\"verifier\""), std::string::npos);
+  EXPECT_EQ(full.code, 0) << full.out.substr(0, 2000);
+  EXPECT_NE(full.out.find("\"verifier\""), std::string::npos);
 }
 
 TEST(Hdf5ReportTools, H5pyReadsTablesAttributesAndOutputs) {
   if (!std::filesystem::exists("/usr/bin/python3") ||
-      run_command("/usr/bin/python3 -c 'import h5py'").exit_code != 0)
+      run_command("/usr/bin/python3 -c 'import h5py'").code != 0)
     GTEST_SKIP() << "python3 with h5py not installed";
   TempDir dir;
   const RunReport report = sample_report();
@@ -440,8 +440,8 @@ print(json.dumps({
 )PY";
   const auto result = run_command("/usr/bin/python3 -c " + shell_quote(script) + " " +
                                   shell_quote((dir / "run.h5").string()));
-  ASSERT_EQ(result.exit_code, 0) << result.output;
-  const auto j = nlohmann::json::parse(result.output);
+  ASSERT_EQ(result.code, 0) << result.out;
+  const auto j = nlohmann::json::parse(result.out);
   EXPECT_EQ(j["step_fields"],
             nlohmann::json({"rank", "workflow", "step", "name", "prompt_tokens", "cached_tokens",
                             "decode_tokens", "queued_ms", "ttft_ms", "latency_ms", "start_s",

@@ -26,7 +26,7 @@ TEST(PlotTimeline, DrawsAPng) {
   TempDir dir;
   write_report_hdf5(sample_report(), dir / "run.h5", false);
   const auto result = run_command(plot_command(dir / "run.h5", dir / "out.png"));
-  ASSERT_EQ(result.exit_code, 0) << result.output;
+  ASSERT_EQ(result.code, 0) << result.out;
   const std::string png = read_file(dir / "out.png");
   ASSERT_GT(png.size(), 1000u);
   EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
@@ -37,7 +37,7 @@ TEST(PlotTimeline, DrawsAnEmptyReport) {
   TempDir dir;
   write_report_hdf5(RunReport{}, dir / "empty.h5", false);
   const auto result = run_command(plot_command(dir / "empty.h5", dir / "out.png"));
-  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_EQ(result.code, 0) << result.out;
   EXPECT_TRUE(std::filesystem::exists(dir / "out.png"));
 }
 
@@ -46,12 +46,12 @@ TEST(PlotTimeline, BadFileExitsTwoWithOneLine) {
   TempDir dir;
   std::ofstream(dir / "bad.h5") << "not hdf5";
   const auto result = run_command(plot_command(dir / "bad.h5", dir / "out.png"));
-  EXPECT_EQ(result.exit_code, 2);
-  EXPECT_EQ(result.output.rfind(
-                "plot_timeline.py: " + (dir / "bad.h5").string() + ": not an HDF5 file", 0),
-            0u)
-      << result.output;
-  EXPECT_EQ(std::count(result.output.begin(), result.output.end(), '\n'), 1);
+  EXPECT_EQ(result.code, 2);
+  EXPECT_EQ(
+      result.out.rfind("plot_timeline.py: " + (dir / "bad.h5").string() + ": not an HDF5 file", 0),
+      0u)
+      << result.out;
+  EXPECT_EQ(std::count(result.out.begin(), result.out.end(), '\n'), 1);
   EXPECT_FALSE(std::filesystem::exists(dir / "out.png"));
 }
 
@@ -61,11 +61,11 @@ TEST(PlotTimeline, HdfFileWithoutStepsExitsTwo) {
   const auto script = "import h5py, sys; f = h5py.File(sys.argv[1], 'w'); f['phases'] = [1, 2]";
   ASSERT_EQ(run_command("/usr/bin/python3 -c " + shell_quote(script) + " " +
                         shell_quote((dir / "other.h5").string()))
-                .exit_code,
+                .code,
             0);
   const auto result = run_command(plot_command(dir / "other.h5", dir / "out.png"));
-  EXPECT_EQ(result.exit_code, 2);
-  EXPECT_NE(result.output.find("/phases has no column 'rank'"), std::string::npos) << result.output;
+  EXPECT_EQ(result.code, 2);
+  EXPECT_NE(result.out.find("/phases has no column 'rank'"), std::string::npos) << result.out;
 }
 
 }  // namespace

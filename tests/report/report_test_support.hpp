@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "../support/shell_command.hpp"
 #include "flowrank/report/records.hpp"
 
 namespace flowrank::report::testing_support {
@@ -36,21 +37,9 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
+using flowrank::test_shell::CommandResult;
 inline CommandResult run_command(const std::string& command) {
-  CommandResult r;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return r;
-  std::array<char, 4096> buf;
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
-  const int status = ::pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return flowrank::test_shell::sh(command);
 }
 
 inline std::string shell_quote(const std::string& s) {
@@ -61,7 +50,7 @@ inline std::string shell_quote(const std::string& s) {
 
 inline bool python_has_h5py_and_matplotlib() {
   if (!std::filesystem::exists("/usr/bin/python3")) return false;
-  return run_command("/usr/bin/python3 -c 'import h5py, matplotlib'").exit_code == 0;
+  return run_command("/usr/bin/python3 -c 'import h5py, matplotlib'").code == 0;
 }
 
 // A workflow whose first step failed (an over-long prompt) and whose second was skipped.
