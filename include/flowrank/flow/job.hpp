@@ -28,7 +28,7 @@ void apply_sampling(const SamplingOverride& layer, StepSampling& sampling);
 
 struct EngineSettings {
   int32_t block_size = 16;
-  int32_t kv_blocks = 0;  // 0 = size automatically
+  int32_t kv_blocks = 0;         // 0 = size automatically
   int32_t max_batch_tokens = 0;  // 0 = the engine backend's default
   int32_t max_seqs = 0;
   bool prefix_cache = true;
