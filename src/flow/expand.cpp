@@ -282,99 +282,16 @@ void add_warning(std::optional<std::string>& warning, const std::string& text) {
   warning = detail::one_line(warning ? *warning + "; " + text : text);
 }
 
-}  // namespace
-
-ExpansionResult expand_job(const JobSpec& spec, FlowCache* cache) {
-  const auto t0 = Clock::now();
-  ExpansionResult result;
-  const std::string job_file = spec.path.string();
-
-  const int64_t listed_at_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count();
-  fs::path manifest_path;
-  Manifest manifest;
-  std::optional<FixtureTree> vouched;
-  if (cache) {
-    manifest_path = cache->manifest_path(spec.fixtures, spec.fixture_include, spec.fixture_rules,
-                                         spec.fixture_order);
-    manifest = read_manifest(manifest_path);
-    vouched = tree_from_manifest(spec, manifest);
-  }
-  const FixtureTree tree = vouched ? std::move(*vouched)
-                                   : list_fixture_tree(spec.fixtures, spec.fixture_include,
-                                                       spec.fixture_rules, spec.fixture_order);
-  const std::size_t n = tree.files.size();
-  std::vector<std::optional<std::string>> hashes(n), contents(n);
-  // Complete: every file's hash and the listing itself are vouched for (nothing to rewrite).
-  bool manifest_complete = false;
-  if (cache) {
-    manifest_complete = !manifest.dirs.empty();
-    for (std::size_t i = 0; i < n; ++i) {
-      auto it = manifest.files.find(tree.files[i].path);
-      if (it != manifest.files.end() && it->second.size == tree.files[i].size &&
-          it->second.mtime_ns == tree.files[i].mtime_ns)
-        hashes[i] = it->second.sha256;
-      else
-        manifest_complete = false;
-    }
-  }
-  // Fast path: every fixture file vouched for by the manifest and an alias recorded for these
-  // exact raw inputs -> load the entry without parsing anything but the entry itself.
-  std::optional<std::string> fast;
-  bool all_hashed = true;
-  for (const auto& h : hashes) all_hashed = all_hashed && h.has_value();
-  if (cache && all_hashed) {
-    fast = fast_key(spec, tree, hashes, input_identity(spec.flow, listed_at_ns),
-                    input_identity(spec.suite, listed_at_ns));
-    {
-      std::string key;
-      try {
-        key = read_file(alias_path(*cache, *fast));
-      } catch (const std::exception&) {  // no alias yet: the full path below records one
-      }
-      if (key.size() == 64 && key.find_first_not_of("0123456789abcdef") == std::string::npos) {
-        FlowCache::Lookup lookup = cache->load(key);
-        if (lookup.warning) add_warning(result.warning, *lookup.warning);
-        if (lookup.job) {
-          result.key = key;
-          result.job = std::move(*lookup.job);
-          result.job.job_name = spec.name;
-          result.hit = true;
-          result.seconds = seconds_between(t0, Clock::now());
-          return result;
-        }
-      }
-    }
-  }
-  auto save_alias = [&] {
-    if (!cache) return;
-    if (!fast)
-      fast = fast_key(spec, tree, hashes, input_identity(spec.flow, listed_at_ns),
-                      input_identity(spec.suite, listed_at_ns));
-    try {
-      write_file_atomic(alias_path(*cache, *fast), result.key);
-    } catch (const std::exception& e) {
-      add_warning(result.warning, std::string("cannot write cache alias: ") + e.what());
-    }
-  };
-
-  const FlowTemplate tmpl = load_flow_template(spec.flow);
-  const TaskSuite suite = load_task_suite(spec.suite);
-  if (static_cast<std::size_t>(spec.workflows) > suite.tasks.size())
-    throw InputError(spec.workflows_from_command_line ? "--workflows" : job_file,
-                     "workflows: " + std::to_string(spec.workflows) + " is more than the " +
-                         std::to_string(suite.tasks.size()) + " tasks of suite " +
-                         suite.path.string());
+// Effective sampling per template step, lowest precedence first: defaults, template step,
+// [sampling], [steps.x]; a [steps.x] naming no step of the flow is an error.
+std::vector<StepSpec> effective_steps(const JobSpec& spec, const FlowTemplate& tmpl) {
   for (const auto& [name, layer] : spec.steps) {
     bool known = false;
     for (const TemplateStep& s : tmpl.steps) known = known || s.name == name;
     if (!known)
-      throw InputError(job_file, "steps." + name + ": flow " + tmpl.path.string() +
-                                     " has no step named '" + name + "'");
+      throw InputError(spec.path.string(), "steps." + name + ": flow " + tmpl.path.string() +
+                                               " has no step named '" + name + "'");
   }
-
-  // Effective sampling, lowest precedence first: defaults, template step, [sampling], [steps.x].
   std::vector<StepSpec> steps;
   for (const TemplateStep& ts : tmpl.steps) {
     StepSpec s{ts.name, ts.instruction, ts.uses, StepSampling{}};
@@ -384,84 +301,210 @@ ExpansionResult expand_job(const JobSpec& spec, FlowCache* cache) {
       apply_sampling(it->second, s.sampling);
     steps.push_back(std::move(s));
   }
+  return steps;
+}
 
-  std::vector<std::string> unreadable(n);  // why, for files the harness rules skip unread
-  auto read = [&](std::size_t i) {
-    ++result.fixture_files_read;
-    try {
-      contents[i] = read_fixture_file(tree, tree.files[i]);
-      hashes[i] = sha256_hex(*contents[i]);
-    } catch (const InputError& e) {
-      if (tree.rules != FixtureRules::kHarness) throw;
-      unreadable[i] = std::string(e.what()).substr(e.where().size() + 2);
-      contents[i] = std::string();
-      hashes[i] = std::string(kUnreadable);
-    }
-  };
-  // Only files the manifest cannot vouch for are read before the lookup.
-  for (std::size_t i = 0; i < n; ++i)
-    if (!hashes[i]) read(i);
-  result.key = cache_key(tmpl, tree, hashes, suite, spec, steps);
+void check_workflow_count(const JobSpec& spec, const TaskSuite& suite) {
+  if (static_cast<std::size_t>(spec.workflows) > suite.tasks.size())
+    throw InputError(spec.workflows_from_command_line ? "--workflows" : spec.path.string(),
+                     "workflows: " + std::to_string(spec.workflows) + " is more than the " +
+                         std::to_string(suite.tasks.size()) + " tasks of suite " +
+                         suite.path.string());
+}
 
-  auto save_manifest = [&] {
-    if (!cache || manifest_complete) return;
-    try {
-      write_manifest(manifest_path, tree, hashes, listed_at_ns);
-    } catch (const std::exception& e) {
-      add_warning(result.warning, std::string("cannot write fixture manifest: ") + e.what());
-    }
-  };
+// One expansion: the fixture listing, what the manifest vouches for, the files read so far, and
+// the cache lookups in order of cost (alias of the raw inputs, then the content key, then a
+// full expansion that is stored).
+class Expansion {
+ public:
+  Expansion(const JobSpec& spec, FlowCache* cache) : spec_(spec), cache_(cache) {}
 
-  if (cache) {
-    FlowCache::Lookup lookup = cache->load(result.key);
-    if (lookup.warning) add_warning(result.warning, *lookup.warning);
-    if (lookup.job) {
-      result.job = std::move(*lookup.job);
-      result.job.job_name = spec.name;  // the name does not shape prompts, so it is not keyed
-      result.hit = true;
+  ExpansionResult run() {
+    survey_fixtures();
+    if (load_through_alias()) return finish(true);
+    const FlowTemplate tmpl = load_flow_template(spec_.flow);
+    const TaskSuite suite = load_task_suite(spec_.suite);
+    check_workflow_count(spec_, suite);
+    const std::vector<StepSpec> steps = effective_steps(spec_, tmpl);
+    // Only files the manifest cannot vouch for are read before the lookup.
+    for (std::size_t i = 0; i < files(); ++i)
+      if (!hashes_[i]) read(i);
+    result_.key = cache_key(tmpl, tree_, hashes_, suite, spec_, steps);
+    if (load_entry(result_.key)) {
       save_manifest();
       save_alias();
-      result.seconds = seconds_between(t0, Clock::now());
-      return result;
+      return finish(true);
+    }
+    const bool rehashed = read_everything();
+    if (rehashed) {
+      result_.key = cache_key(tmpl, tree_, hashes_, suite, spec_, steps);
+      manifest_complete_ = false;
+    }
+    build_job(tmpl, suite, steps);
+    if (cache_) {
+      try {
+        cache_->store(result_.key, result_.job);
+      } catch (const std::exception& e) {
+        add_warning(result_.warning, std::string("cannot write cache entry: ") + e.what());
+      }
+      save_manifest();
+      if (!rehashed) save_alias();
+    }
+    return finish(false);
+  }
+
+ private:
+  std::size_t files() const { return tree_.files.size(); }
+
+  // The listing (from the manifest when it vouches for it) and every hash the manifest holds
+  // for a file of unchanged size and mtime.
+  void survey_fixtures() {
+    std::optional<FixtureTree> vouched;
+    if (cache_) {
+      manifest_path_ = cache_->manifest_path(spec_.fixtures, spec_.fixture_include,
+                                             spec_.fixture_rules, spec_.fixture_order);
+      manifest_ = read_manifest(manifest_path_);
+      vouched = tree_from_manifest(spec_, manifest_);
+    }
+    tree_ = vouched ? std::move(*vouched)
+                    : list_fixture_tree(spec_.fixtures, spec_.fixture_include, spec_.fixture_rules,
+                                        spec_.fixture_order);
+    hashes_.assign(files(), std::nullopt);
+    contents_.assign(files(), std::nullopt);
+    unreadable_.assign(files(), std::string());
+    if (!cache_) return;
+    // Complete: every file's hash and the listing itself are vouched for (nothing to rewrite).
+    manifest_complete_ = !manifest_.dirs.empty();
+    for (std::size_t i = 0; i < files(); ++i) {
+      auto it = manifest_.files.find(tree_.files[i].path);
+      if (it != manifest_.files.end() && it->second.size == tree_.files[i].size &&
+          it->second.mtime_ns == tree_.files[i].mtime_ns)
+        hashes_[i] = it->second.sha256;
+      else
+        manifest_complete_ = false;
     }
   }
 
-  // Miss: the prompt text needs every file. Re-read files the manifest vouched for; should one
-  // differ after all (edited with its mtime restored), the key follows the real bytes.
-  bool rehashed = false;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (contents[i]) continue;
-    const std::string recorded = *hashes[i];
-    read(i);
-    if (*hashes[i] != recorded) rehashed = true;
-  }
-  if (rehashed) {
-    result.key = cache_key(tmpl, tree, hashes, suite, spec, steps);
-    manifest_complete = false;
+  std::string raw_inputs_key() const {
+    return fast_key(spec_, tree_, hashes_, input_identity(spec_.flow, listed_at_ns_),
+                    input_identity(spec_.suite, listed_at_ns_));
   }
 
-  ExpandedJob& job = result.job;
-  job.job_name = spec.name;
-  job.layout = spec.layout;
-  job.chat = spec.chat;
-  job.input = tmpl.input;
-  assemble_fixtures(tree, contents, unreadable, job);
-  for (int32_t w = 0; w < spec.workflows; ++w) {
-    const Task& task = suite.tasks[static_cast<std::size_t>(w)];
-    job.workflows.push_back(Workflow{w, task.id, task.prompt, steps});
-  }
-
-  if (cache) {
+  // Fast path: every fixture file vouched for by the manifest and an alias recorded for these
+  // exact raw inputs -> load the entry without parsing anything but the entry itself.
+  bool load_through_alias() {
+    if (!cache_) return false;
+    for (const auto& h : hashes_)
+      if (!h) return false;
+    fast_ = raw_inputs_key();
+    std::string key;
     try {
-      cache->store(result.key, job);
-    } catch (const std::exception& e) {
-      add_warning(result.warning, std::string("cannot write cache entry: ") + e.what());
+      key = read_file(alias_path(*cache_, *fast_));
+    } catch (const std::exception&) {  // no alias yet: the full path records one
+      return false;
     }
-    save_manifest();
-    if (!rehashed) save_alias();
+    if (key.size() != 64 || key.find_first_not_of("0123456789abcdef") != std::string::npos)
+      return false;
+    if (!load_entry(key)) return false;
+    result_.key = key;
+    return true;
   }
-  result.seconds = seconds_between(t0, Clock::now());
-  return result;
+
+  bool load_entry(const std::string& key) {
+    if (!cache_) return false;
+    FlowCache::Lookup lookup = cache_->load(key);
+    if (lookup.warning) add_warning(result_.warning, *lookup.warning);
+    if (!lookup.job) return false;
+    result_.job = std::move(*lookup.job);
+    result_.job.job_name = spec_.name;  // the name does not shape prompts, so it is not keyed
+    return true;
+  }
+
+  void read(std::size_t i) {
+    ++result_.fixture_files_read;
+    try {
+      contents_[i] = read_fixture_file(tree_, tree_.files[i]);
+      hashes_[i] = sha256_hex(*contents_[i]);
+    } catch (const InputError& e) {
+      if (tree_.rules != FixtureRules::kHarness) throw;
+      unreadable_[i] = std::string(e.what()).substr(e.where().size() + 2);
+      contents_[i] = std::string();
+      hashes_[i] = std::string(kUnreadable);
+    }
+  }
+
+  // Miss: the prompt text needs every file. Re-reads files the manifest vouched for; true when
+  // one differs after all (edited with its mtime restored): the key must follow the real bytes.
+  bool read_everything() {
+    bool rehashed = false;
+    for (std::size_t i = 0; i < files(); ++i) {
+      if (contents_[i]) continue;
+      const std::string recorded = *hashes_[i];
+      read(i);
+      if (*hashes_[i] != recorded) rehashed = true;
+    }
+    return rehashed;
+  }
+
+  void build_job(const FlowTemplate& tmpl, const TaskSuite& suite,
+                 const std::vector<StepSpec>& steps) {
+    ExpandedJob& job = result_.job;
+    job.job_name = spec_.name;
+    job.layout = spec_.layout;
+    job.chat = spec_.chat;
+    job.input = tmpl.input;
+    assemble_fixtures(tree_, contents_, unreadable_, job);
+    for (int32_t w = 0; w < spec_.workflows; ++w) {
+      const Task& task = suite.tasks[static_cast<std::size_t>(w)];
+      job.workflows.push_back(Workflow{w, task.id, task.prompt, steps});
+    }
+  }
+
+  void save_alias() {
+    if (!cache_) return;
+    if (!fast_) fast_ = raw_inputs_key();
+    try {
+      write_file_atomic(alias_path(*cache_, *fast_), result_.key);
+    } catch (const std::exception& e) {
+      add_warning(result_.warning, std::string("cannot write cache alias: ") + e.what());
+    }
+  }
+
+  void save_manifest() {
+    if (!cache_ || manifest_complete_) return;
+    try {
+      write_manifest(manifest_path_, tree_, hashes_, listed_at_ns_);
+    } catch (const std::exception& e) {
+      add_warning(result_.warning, std::string("cannot write fixture manifest: ") + e.what());
+    }
+  }
+
+  ExpansionResult finish(bool hit) {
+    result_.hit = hit;
+    result_.seconds = seconds_between(t0_, Clock::now());
+    return std::move(result_);
+  }
+
+  const JobSpec& spec_;
+  FlowCache* cache_;
+  const Clock::time_point t0_ = Clock::now();
+  const int64_t listed_at_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count();
+  ExpansionResult result_;
+  fs::path manifest_path_;
+  Manifest manifest_;
+  bool manifest_complete_ = false;
+  FixtureTree tree_;
+  std::vector<std::optional<std::string>> hashes_, contents_;
+  std::vector<std::string> unreadable_;  // why, for files the harness rules skip unread
+  std::optional<std::string> fast_;      // the raw-inputs key, once computed
+};
+
+}  // namespace
+
+ExpansionResult expand_job(const JobSpec& spec, FlowCache* cache) {
+  return Expansion(spec, cache).run();
 }
 
 }  // namespace flowrank::flow
