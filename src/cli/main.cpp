@@ -19,14 +19,7 @@ void add_engine_flags(CLI::App* cmd, EngineFlags& f) {
   cmd->add_flag("--no-cuda-graphs", f.no_cuda_graphs, "Launch decode steps kernel by kernel");
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  CLI::App app{"flowrank: batch runner for multi-step LLM workflows", "flowrank"};
-  app.set_version_flag("--version", std::string("flowrank ") + FLOWRANK_VERSION);
-  app.require_subcommand(1);
-
-  RunArgs run;
+CLI::App* add_run(CLI::App& app, RunArgs& run) {
   auto* run_cmd =
       app.add_subcommand("run", "Expand a job's workflows, run them, write the HDF5 report");
   run_cmd->add_option("job", run.job, "Job file (TOML)")->required();
@@ -61,8 +54,10 @@ int main(int argc, char** argv) {
       ->add_option("--energy", run.energy,
                    "auto (board power when the engine runs on a GPU) | on | off")
       ->check(CLI::IsMember({"auto", "on", "off"}));
+  return run_cmd;
+}
 
-  ExpandArgs expand;
+CLI::App* add_expand(CLI::App& app, ExpandArgs& expand) {
   auto* expand_cmd = app.add_subcommand("expand", "Expand a job's workflows into the flow cache");
   expand_cmd->add_option("job", expand.job, "Job file (TOML)")->required();
   expand_cmd->add_flag("--explain", expand.explain, "Report how prompts share tokens");
@@ -76,8 +71,10 @@ int main(int argc, char** argv) {
   expand_cmd->add_option("--outputs", expand.outputs,
                          "Report written with --keep-outputs: earlier steps' outputs for the "
                          "prompts that use them");
+  return expand_cmd;
+}
 
-  ReportArgs rep;
+CLI::App* add_report(CLI::App& app, ReportArgs& rep) {
   auto* report_cmd = app.add_subcommand("report", "Summarise a run's HDF5 report");
   report_cmd->add_option("file", rep.file, "Report file (.h5)");
   report_cmd->add_option("--trace", rep.trace,
@@ -93,15 +90,19 @@ int main(int argc, char** argv) {
   report_cmd->add_flag("--seed-log", rep.seed_log,
                        "Print the seed harness's [INPUT] (stdout) and [TIMING]/[TARGET] (stderr) "
                        "lines");
+  return report_cmd;
+}
 
-  std::string model_spec;
+CLI::App* add_model_info(CLI::App& app, std::string& model_spec) {
   auto* model_cmd = app.add_subcommand("model", "Inspect models");
   model_cmd->require_subcommand(1);
   auto* info_cmd =
       model_cmd->add_subcommand("info", "Architecture, shapes, tensor types, tokenizer");
   info_cmd->add_option("file", model_spec, "GGUF path or dummy:<shape>")->required();
+  return info_cmd;
+}
 
-  GenerateArgs gen;
+CLI::App* add_generate(CLI::App& app, GenerateArgs& gen) {
   auto* gen_cmd = app.add_subcommand("generate", "Generate from one prompt");
   gen_cmd->add_option("--model", gen.model,
                       "GGUF path or dummy:<shape> (default: bundled SmolLM2)");
@@ -117,8 +118,10 @@ int main(int argc, char** argv) {
   gen_cmd->add_option("--logits", gen.logits,
                       "Write the logits of each generated token here (f32, n_vocab per token)");
   add_engine_flags(gen_cmd, gen.engine);
+  return gen_cmd;
+}
 
-  BenchArgs bench;
+CLI::App* add_bench(CLI::App& app, BenchArgs& bench) {
   auto* bench_cmd =
       app.add_subcommand("bench", "Prefill and decode throughput (llama-bench style)");
   bench_cmd->add_option("--model", bench.model,
@@ -142,6 +145,27 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--format", bench.format, "table | json")
       ->check(CLI::IsMember({"table", "json"}));
   add_engine_flags(bench_cmd, bench.engine);
+  return bench_cmd;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"flowrank: batch runner for multi-step LLM workflows", "flowrank"};
+  app.set_version_flag("--version", std::string("flowrank ") + FLOWRANK_VERSION);
+  app.require_subcommand(1);
+  RunArgs run;
+  ExpandArgs expand;
+  ReportArgs rep;
+  std::string model_spec;
+  GenerateArgs gen;
+  BenchArgs bench;
+  const CLI::App* run_cmd = add_run(app, run);
+  const CLI::App* expand_cmd = add_expand(app, expand);
+  const CLI::App* report_cmd = add_report(app, rep);
+  const CLI::App* info_cmd = add_model_info(app, model_spec);
+  const CLI::App* gen_cmd = add_generate(app, gen);
+  const CLI::App* bench_cmd = add_bench(app, bench);
 
   try {
     app.parse(argc, argv);
