@@ -92,49 +92,54 @@ std::vector<bool> sliding_pattern(const GgufFile& f, const std::string& key, int
   return out;
 }
 
-}  // namespace
+// The pieces of a config read from an architecture's keys (`arch.<key>`).
+struct ArchKeys {
+  const GgufFile& f;
+  const std::string& a;
+  const std::string path;
+  std::string key(const char* k) const { return a + "." + k; }
+};
 
-ModelConfig config_from_gguf(const GgufFile& f) {
-  const std::string path = f.path().string();
-  ModelConfig c;
-  c.arch = f.get_string("general.architecture");
-  const std::string& a = c.arch;
-  if (a != "llama" && a != "olmo2" && a != "qwen2") {
-    throw InputError(path, "metadata general.architecture: unsupported architecture \"" + a +
-                               "\", expected llama, olmo2 or qwen2");
-  }
-  auto key = [&](const char* k) { return a + "." + k; };
-  c.name = f.find_string("general.name").value_or("");
-  c.n_layer = positive(f, key("block_count"), f.get_int(key("block_count")), kMaxLayers);
-  c.n_embd = positive(f, key("embedding_length"), f.get_int(key("embedding_length")));
-  c.n_ff = positive(f, key("feed_forward_length"), f.get_int(key("feed_forward_length")));
-  c.n_head = positive(f, key("attention.head_count"), f.get_int(key("attention.head_count")));
+// Layers, widths, heads and head size.
+void read_shape(const ArchKeys& k, ModelConfig& c) {
+  const GgufFile& f = k.f;
+  const std::string& path = k.path;
+  c.n_layer = positive(f, k.key("block_count"), f.get_int(k.key("block_count")), kMaxLayers);
+  c.n_embd = positive(f, k.key("embedding_length"), f.get_int(k.key("embedding_length")));
+  c.n_ff = positive(f, k.key("feed_forward_length"), f.get_int(k.key("feed_forward_length")));
+  c.n_head = positive(f, k.key("attention.head_count"), f.get_int(k.key("attention.head_count")));
   c.n_head_kv = c.n_head;
-  if (auto v = f.find_int(key("attention.head_count_kv"))) {
-    c.n_head_kv = positive(f, key("attention.head_count_kv"), *v);
+  if (auto v = f.find_int(k.key("attention.head_count_kv"))) {
+    c.n_head_kv = positive(f, k.key("attention.head_count_kv"), *v);
   }
   if (c.n_head % c.n_head_kv != 0) {
-    throw InputError(path, "metadata " + key("attention.head_count_kv") + ": " +
+    throw InputError(path, "metadata " + k.key("attention.head_count_kv") + ": " +
                                std::to_string(c.n_head_kv) + " does not divide head_count " +
                                std::to_string(c.n_head));
   }
-  if (auto v = f.find_int(key("attention.key_length"))) {
-    c.head_dim = positive(f, key("attention.key_length"), *v);
+  if (auto v = f.find_int(k.key("attention.key_length"))) {
+    c.head_dim = positive(f, k.key("attention.key_length"), *v);
   } else {
     if (c.n_embd % c.n_head != 0) {
-      throw InputError(path, "metadata " + key("embedding_length") + ": " +
+      throw InputError(path, "metadata " + k.key("embedding_length") + ": " +
                                  std::to_string(c.n_embd) + " is not a multiple of head_count " +
                                  std::to_string(c.n_head));
     }
     c.head_dim = c.n_embd / c.n_head;
   }
-  if (auto v = f.find_int(key("attention.value_length")); v && *v != c.head_dim) {
-    throw InputError(path, "metadata " + key("attention.value_length") + ": expected " +
+  if (auto v = f.find_int(k.key("attention.value_length")); v && *v != c.head_dim) {
+    throw InputError(path, "metadata " + k.key("attention.value_length") + ": expected " +
                                std::to_string(c.head_dim) + " (the key length), found " +
                                std::to_string(*v));
   }
-  if (auto v = f.find_int(key("vocab_size"))) {
-    c.n_vocab = positive(f, key("vocab_size"), *v, int64_t{1} << 30);
+}
+
+// Vocabulary size, context length, RMSNorm epsilon.
+void read_vocab_context_norm(const ArchKeys& k, ModelConfig& c) {
+  const GgufFile& f = k.f;
+  const std::string& path = k.path;
+  if (auto v = f.find_int(k.key("vocab_size"))) {
+    c.n_vocab = positive(f, k.key("vocab_size"), *v, int64_t{1} << 30);
   } else if (f.has("tokenizer.ggml.tokens")) {
     c.n_vocab = positive(f, "tokenizer.ggml.tokens",
                          static_cast<int64_t>(f.get_array("tokenizer.ggml.tokens").size()),
@@ -142,58 +147,70 @@ ModelConfig config_from_gguf(const GgufFile& f) {
   } else if (const auto* t = f.find_tensor("token_embd.weight"); t && t->dims.size() == 2) {
     c.n_vocab = positive(f, "token_embd.weight", t->dims[1], int64_t{1} << 30);
   } else {
-    throw InputError(path, "metadata " + key("vocab_size") + ": missing (and no token list)");
+    throw InputError(path, "metadata " + k.key("vocab_size") + ": missing (and no token list)");
   }
   c.context_length =
-      positive(f, key("context_length"), f.get_int(key("context_length")), int64_t{1} << 30);
-  c.rms_eps = static_cast<float>(f.get_float(key("attention.layer_norm_rms_epsilon")));
+      positive(f, k.key("context_length"), f.get_int(k.key("context_length")), int64_t{1} << 30);
+  c.rms_eps = static_cast<float>(f.get_float(k.key("attention.layer_norm_rms_epsilon")));
   if (!(c.rms_eps > 0.0f && c.rms_eps < 1.0f)) {
-    throw InputError(path, "metadata " + key("attention.layer_norm_rms_epsilon") +
+    throw InputError(path, "metadata " + k.key("attention.layer_norm_rms_epsilon") +
                                ": expected a small positive number, found " +
                                std::to_string(c.rms_eps));
   }
+}
 
+// RoPE style, dimensions, base and scaling (YaRN from metadata).
+void read_rope(const ArchKeys& k, ModelConfig& c) {
+  const GgufFile& f = k.f;
+  const std::string& a = k.a;
+  const std::string& path = k.path;
   // RoPE. llama GGUFs permute Q/K rows for adjacent-pair rotation; olmo2 and qwen2 keep the HF
   // layout and llama.cpp rotates them NEOX-style (pairs i, i + d/2).
   c.rope_style = a == "llama" ? RopeStyle::kInterleaved : RopeStyle::kNeox;
   c.rope_dim = c.head_dim;
-  if (auto v = f.find_int(key("rope.dimension_count"))) {
-    c.rope_dim = positive(f, key("rope.dimension_count"), *v);
+  if (auto v = f.find_int(k.key("rope.dimension_count"))) {
+    c.rope_dim = positive(f, k.key("rope.dimension_count"), *v);
   }
   if (c.rope_dim > c.head_dim || c.rope_dim % 2 != 0) {
-    throw InputError(path, "metadata " + key("rope.dimension_count") + ": expected an even " +
+    throw InputError(path, "metadata " + k.key("rope.dimension_count") + ": expected an even " +
                                "number up to the head size " + std::to_string(c.head_dim) +
                                ", found " + std::to_string(c.rope_dim));
   }
-  c.rope_base = static_cast<float>(f.find_float(key("rope.freq_base")).value_or(10000.0));
+  c.rope_base = static_cast<float>(f.find_float(k.key("rope.freq_base")).value_or(10000.0));
   if (!(c.rope_base > 1.0f) || !std::isfinite(c.rope_base)) {
-    throw InputError(path, "metadata " + key("rope.freq_base") + ": expected > 1, found " +
+    throw InputError(path, "metadata " + k.key("rope.freq_base") + ": expected > 1, found " +
                                std::to_string(c.rope_base));
   }
-  const std::string scaling = f.find_string(key("rope.scaling.type")).value_or("none");
+  const std::string scaling = f.find_string(k.key("rope.scaling.type")).value_or("none");
   if (scaling == "yarn") {
     c.rope_scaling = RopeScaling::kYarn;
-    c.rope_factor = static_cast<float>(f.get_float(key("rope.scaling.factor")));
+    c.rope_factor = static_cast<float>(f.get_float(k.key("rope.scaling.factor")));
     if (!(c.rope_factor >= 1.0f && c.rope_factor <= 1024.0f)) {
-      throw InputError(path, "metadata " + key("rope.scaling.factor") +
+      throw InputError(path, "metadata " + k.key("rope.scaling.factor") +
                                  ": expected 1 to 1024, found " + std::to_string(c.rope_factor));
     }
     c.rope_orig_context =
-        positive(f, key("rope.scaling.original_context_length"),
-                 f.get_int(key("rope.scaling.original_context_length")), int64_t{1} << 30);
+        positive(f, k.key("rope.scaling.original_context_length"),
+                 f.get_int(k.key("rope.scaling.original_context_length")), int64_t{1} << 30);
     c.yarn_beta_fast = static_cast<float>(
-        f.find_float(key("rope.scaling.yarn_beta_fast")).value_or(c.yarn_beta_fast));
+        f.find_float(k.key("rope.scaling.yarn_beta_fast")).value_or(c.yarn_beta_fast));
     c.yarn_beta_slow = static_cast<float>(
-        f.find_float(key("rope.scaling.yarn_beta_slow")).value_or(c.yarn_beta_slow));
-    if (auto total = f.find_float(key("rope.scaling.yarn_attn_factor"))) {
+        f.find_float(k.key("rope.scaling.yarn_beta_slow")).value_or(c.yarn_beta_slow));
+    if (auto total = f.find_float(k.key("rope.scaling.yarn_attn_factor"))) {
       c.yarn_attn_factor =
           static_cast<float>(*total / (1.0 + 0.1 * std::log(static_cast<double>(c.rope_factor))));
     }
   } else if (scaling != "none") {
-    throw InputError(path, "metadata " + key("rope.scaling.type") + ": unsupported \"" + scaling +
+    throw InputError(path, "metadata " + k.key("rope.scaling.type") + ": unsupported \"" + scaling +
                                "\", expected none or yarn (llama3 scaling comes as " +
                                "the rope_freqs.weight tensor)");
   }
+}
+
+// llama3 scaling: per-frequency factors stored as the rope_freqs.weight tensor.
+void read_rope_freqs(const ArchKeys& k, ModelConfig& c) {
+  const GgufFile& f = k.f;
+  const std::string& path = k.path;
   if (const auto* rf = f.find_tensor("rope_freqs.weight")) {
     const std::vector<int64_t> want{c.rope_dim / 2};
     if (rf->type != TensorType::kF32 || rf->dims != want) {
@@ -213,20 +230,44 @@ ModelConfig config_from_gguf(const GgufFile& f) {
       c.rope_factor = *std::max_element(c.rope_freq_factors.begin(), c.rope_freq_factors.end());
     }
   }
+}
 
+// Bias, QK-norm, post-norms and the sliding-window layers.
+void read_layer_features(const ArchKeys& k, ModelConfig& c) {
+  const GgufFile& f = k.f;
+  const std::string& a = k.a;
   c.qkv_bias = a == "qwen2";
   c.qk_norm = a == "olmo2";
   c.post_norms = a == "olmo2";
   c.layer_sliding.assign(static_cast<std::size_t>(c.n_layer), false);
-  if (auto w = f.find_int(key("attention.sliding_window")); w && *w > 0) {
-    c.sliding_window = positive(f, key("attention.sliding_window"), *w, int64_t{1} << 30);
+  if (auto w = f.find_int(k.key("attention.sliding_window")); w && *w > 0) {
+    c.sliding_window = positive(f, k.key("attention.sliding_window"), *w, int64_t{1} << 30);
     if (a == "olmo2") {
-      c.layer_sliding = sliding_pattern(f, key("attention.sliding_window_pattern"), c.n_layer);
+      c.layer_sliding = sliding_pattern(f, k.key("attention.sliding_window_pattern"), c.n_layer);
     } else {
       // Qwen2 configs carry a window that HF and llama.cpp leave unused (use_sliding_window off).
       c.sliding_window = 0;
     }
   }
+}
+
+}  // namespace
+
+ModelConfig config_from_gguf(const GgufFile& f) {
+  ModelConfig c;
+  c.arch = f.get_string("general.architecture");
+  const std::string path = f.path().string();
+  if (c.arch != "llama" && c.arch != "olmo2" && c.arch != "qwen2") {
+    throw InputError(path, "metadata general.architecture: unsupported architecture \"" + c.arch +
+                               "\", expected llama, olmo2 or qwen2");
+  }
+  c.name = f.find_string("general.name").value_or("");
+  const ArchKeys k{f, c.arch, path};
+  read_shape(k, c);
+  read_vocab_context_norm(k, c);
+  read_rope(k, c);
+  read_rope_freqs(k, c);
+  read_layer_features(k, c);
   return c;
 }
 
