@@ -4,6 +4,7 @@
 
 #include <initializer_list>
 #include <limits>
+#include <set>
 #include <utility>
 
 #include "flowrank/common/error.hpp"
@@ -215,104 +216,83 @@ void check_engine(const JobReader& r, const toml::table& t, EngineSettings& e) {
   }
 }
 
-}  // namespace
-
-JobSpec load_job(const fs::path& path) {
-  const std::string bytes = read_file(path);
-  const std::string file = path.string();
-  JobReader r(file);
-  toml::table root;
+toml::table parse_job_toml(const std::string& bytes, const std::string& file) {
   try {
-    root = toml::parse(bytes, file);
+    return toml::parse(bytes, file);
   } catch (const toml::parse_error& e) {
     throw InputError(file + ":" + std::to_string(e.source().begin.line) + ":" +
                          std::to_string(e.source().begin.column),
                      one_line(std::string(e.description())));
   }
+}
 
-  JobSpec job;
-  job.path = path;
-  job.job_sha256 = sha256_hex(bytes);
-  const fs::path dir = path.parent_path();
-  bool has_name = false, has_flow = false, has_fixtures = false, has_suite = false,
-       has_workflows = false, has_output = false;
-  std::optional<FixtureRules> rules;
-
-  for (auto&& [k, node] : root) {
-    const std::string key(k.str());
-    if (key == "name") {
-      job.name = r.string(node, key);
-      if (!valid_name(job.name))
-        r.fail(node, key, "must match [A-Za-z0-9._-]+, got \"" + job.name + "\"");
-      has_name = true;
-    } else if (key == "flow") {
-      job.flow = resolve(dir, r.nonempty_string(node, key));
-      has_flow = true;
-    } else if (key == "fixtures") {
-      job.fixtures = resolve(dir, r.nonempty_string(node, key));
-      has_fixtures = true;
-    } else if (key == "fixture_include") {
-      job.fixture_include = r.strings(node, key);
-      for (const auto& g : job.fixture_include)
-        if (g.empty() || g.front() == '/')
-          r.fail(node, key, "globs must be relative and non-empty");
-    } else if (key == "fixture_rules") {
-      rules = r.choice<FixtureRules>(
-          node, key, {{"harness", FixtureRules::kHarness}, {"all", FixtureRules::kAll}});
-    } else if (key == "fixture_order") {
-      job.fixture_order = r.choice<FixtureOrder>(
-          node, key, {{"sorted", FixtureOrder::kSorted}, {"walk", FixtureOrder::kWalk}});
-    } else if (key == "suite") {
-      job.suite = resolve(dir, r.nonempty_string(node, key));
-      has_suite = true;
-    } else if (key == "workflows") {
-      job.workflows = r.int32_in(node, key, 1);
-      has_workflows = true;
-    } else if (key == "layout") {
-      job.layout = r.choice<PromptLayout>(node, key,
-                                          {{"seed", PromptLayout::kSeed},
-                                           {"seed-chained", PromptLayout::kSeedChained},
-                                           {"context-first", PromptLayout::kContextFirst}});
-    } else if (key == "chat") {
-      job.chat = r.boolean(node, key);
-    } else if (key == "model") {
-      const std::string v = r.nonempty_string(node, key);
-      job.model = v.rfind("dummy:", 0) == 0 ? v : resolve(dir, v).string();
-    } else if (key == "tokenizer") {
-      job.tokenizer = resolve(dir, r.nonempty_string(node, key)).string();
-    } else if (key == "device") {
-      job.device = r.string(node, key);
-      if (auto p = device_problem(job.device); !p.empty()) r.fail(node, key, p);
-    } else if (key == "output") {
-      job.output = fs::path(r.nonempty_string(node, key));  // relative to the current directory
-      has_output = true;
-    } else if (key == "sampling") {
-      job.sampling = r.sampling(r.table(node, key), key);
-    } else if (key == "steps") {
-      for (auto&& [sk, snode] : r.table(node, key)) {
-        const std::string step_key = "steps." + std::string(sk.str());
-        job.steps[std::string(sk.str())] = r.sampling(r.table(snode, step_key), step_key);
-      }
-    } else if (key == "engine") {
-      check_engine(r, r.table(node, key), job.engine);
-    } else {
-      r.fail(node, "", "unknown key '" + key + "'");
+// One top-level key of a job file into `job` (fixture_rules into `rules`: its default depends
+// on the layout, which may come later in the file).
+void read_job_key(const JobReader& r, const fs::path& dir, const std::string& key,
+                  const toml::node& node, JobSpec& job, std::optional<FixtureRules>& rules) {
+  if (key == "name") {
+    job.name = r.string(node, key);
+    if (!valid_name(job.name))
+      r.fail(node, key, "must match [A-Za-z0-9._-]+, got \"" + job.name + "\"");
+  } else if (key == "flow") {
+    job.flow = resolve(dir, r.nonempty_string(node, key));
+  } else if (key == "fixtures") {
+    job.fixtures = resolve(dir, r.nonempty_string(node, key));
+  } else if (key == "fixture_include") {
+    job.fixture_include = r.strings(node, key);
+    for (const auto& g : job.fixture_include)
+      if (g.empty() || g.front() == '/') r.fail(node, key, "globs must be relative and non-empty");
+  } else if (key == "fixture_rules") {
+    rules = r.choice<FixtureRules>(
+        node, key, {{"harness", FixtureRules::kHarness}, {"all", FixtureRules::kAll}});
+  } else if (key == "fixture_order") {
+    job.fixture_order = r.choice<FixtureOrder>(
+        node, key, {{"sorted", FixtureOrder::kSorted}, {"walk", FixtureOrder::kWalk}});
+  } else if (key == "suite") {
+    job.suite = resolve(dir, r.nonempty_string(node, key));
+  } else if (key == "workflows") {
+    job.workflows = r.int32_in(node, key, 1);
+  } else if (key == "layout") {
+    job.layout = r.choice<PromptLayout>(node, key,
+                                        {{"seed", PromptLayout::kSeed},
+                                         {"seed-chained", PromptLayout::kSeedChained},
+                                         {"context-first", PromptLayout::kContextFirst}});
+  } else if (key == "chat") {
+    job.chat = r.boolean(node, key);
+  } else if (key == "model") {
+    const std::string v = r.nonempty_string(node, key);
+    job.model = v.rfind("dummy:", 0) == 0 ? v : resolve(dir, v).string();
+  } else if (key == "tokenizer") {
+    job.tokenizer = resolve(dir, r.nonempty_string(node, key)).string();
+  } else if (key == "device") {
+    job.device = r.string(node, key);
+    if (auto p = device_problem(job.device); !p.empty()) r.fail(node, key, p);
+  } else if (key == "output") {
+    job.output = fs::path(r.nonempty_string(node, key));  // relative to the current directory
+  } else if (key == "sampling") {
+    job.sampling = r.sampling(r.table(node, key), key);
+  } else if (key == "steps") {
+    for (auto&& [sk, snode] : r.table(node, key)) {
+      const std::string step_key = "steps." + std::string(sk.str());
+      job.steps[std::string(sk.str())] = r.sampling(r.table(snode, step_key), step_key);
     }
+  } else if (key == "engine") {
+    check_engine(r, r.table(node, key), job.engine);
+  } else {
+    r.fail(node, "", "unknown key '" + key + "'");
   }
+}
 
-  const std::pair<bool, const char*> required[] = {{has_name, "name"},
-                                                   {has_flow, "flow"},
-                                                   {has_fixtures, "fixtures"},
-                                                   {has_suite, "suite"},
-                                                   {has_workflows, "workflows"}};
-  for (const auto& [present, key] : required)
-    if (!present) r.fail_at(0, "", std::string("missing required key '") + key + "'");
-  if (!has_output) job.output = fs::path("reports") / (job.name + ".h5");
+// Required keys, defaults that depend on other keys, and the paths that must exist: named here,
+// before anything tries to read them.
+void complete_job(const JobReader& r, JobSpec& job, const std::set<std::string>& seen,
+                  std::optional<FixtureRules> rules) {
+  for (const char* key : {"name", "flow", "fixtures", "suite", "workflows"})
+    if (!seen.count(key)) r.fail_at(0, "", std::string("missing required key '") + key + "'");
+  if (!seen.count("output")) job.output = fs::path("reports") / (job.name + ".h5");
   // The seed layouts reproduce the harness's prompts, so they take its fixture rules by default.
   job.fixture_rules = rules.value_or(
       job.layout == PromptLayout::kContextFirst ? FixtureRules::kAll : FixtureRules::kHarness);
-
-  // Name the key that points at a missing file here, before anything tries to read it.
   std::error_code ec;
   if (!fs::is_regular_file(job.flow, ec))
     r.fail_at(0, "flow", job.flow.string() + " is not a readable file");
@@ -320,6 +300,26 @@ JobSpec load_job(const fs::path& path) {
     r.fail_at(0, "suite", job.suite.string() + " is not a readable file");
   if (!fs::is_directory(job.fixtures, ec))
     r.fail_at(0, "fixtures", job.fixtures.string() + " is not a directory");
+}
+
+}  // namespace
+
+JobSpec load_job(const fs::path& path) {
+  const std::string bytes = read_file(path);
+  const std::string file = path.string();
+  const JobReader r(file);
+  const toml::table root = parse_job_toml(bytes, file);
+  JobSpec job;
+  job.path = path;
+  job.job_sha256 = sha256_hex(bytes);
+  std::set<std::string> seen;
+  std::optional<FixtureRules> rules;
+  for (auto&& [k, node] : root) {
+    const std::string key(k.str());
+    read_job_key(r, path.parent_path(), key, node, job, rules);
+    seen.insert(key);
+  }
+  complete_job(r, job, seen, rules);
   return job;
 }
 
