@@ -232,6 +232,20 @@ struct GgufParser {
   }
 
   void parse(GgufFile& f) {
+    const auto [n_tensors, n_kv] = parse_header(f);
+    parse_metadata(f, n_kv);
+    std::set<std::string> names;
+    f.tensors_.reserve(static_cast<std::size_t>(n_tensors));
+    for (uint64_t i = 0; i < n_tensors; ++i) {
+      GgufTensorInfo ti = parse_tensor_info(f, i);
+      if (!names.insert(ti.name).second) fail("tensor " + ti.name + ": duplicate tensor name");
+      f.tensors_.push_back(std::move(ti));
+    }
+    place_tensor_data(f);
+  }
+
+  // Magic, version and the two counts (checked against the bytes left).
+  std::pair<uint64_t, uint64_t> parse_header(GgufFile& f) {
     need(4, "magic");
     if (std::memcmp(base, "GGUF", 4) != 0) fail("not a GGUF file (bad magic)");
     pos = 4;
@@ -254,7 +268,11 @@ struct GgufParser {
       fail("truncated or corrupt: tensor count " + std::to_string(n_tensors) +
            " needs more than the " + std::to_string(remaining()) + " bytes left");
     }
+    return {n_tensors, n_kv};
+  }
 
+  // Every key/value pair, then the alignment they may set.
+  void parse_metadata(GgufFile& f, uint64_t n_kv) {
     for (uint64_t i = 0; i < n_kv; ++i) {
       std::string key = read_string("metadata key #" + std::to_string(i));
       const std::string what = "metadata " + key;
@@ -272,52 +290,52 @@ struct GgufParser {
       }
       f.alignment_ = static_cast<uint32_t>(*a);
     }
+  }
 
-    std::set<std::string> names;
-    f.tensors_.reserve(static_cast<std::size_t>(n_tensors));
-    for (uint64_t i = 0; i < n_tensors; ++i) {
-      GgufTensorInfo ti;
-      ti.name = read_string("tensor #" + std::to_string(i) + " name");
-      const std::string what = "tensor " + ti.name;
-      const uint32_t n_dims = read<uint32_t>(what + " dimension count");
-      if (n_dims == 0 || n_dims > kMaxDims) {
-        fail(what + ": " + std::to_string(n_dims) + " dimensions, expected 1 to 4");
-      }
-      uint64_t elements = 1;
-      for (uint32_t d = 0; d < n_dims; ++d) {
-        const uint64_t dim = read<uint64_t>(what + " dimension");
-        if (dim == 0 || dim > kMaxTensorElements || elements > kMaxTensorElements / dim) {
-          fail(what + ": dimension " + std::to_string(d) + " of " + std::to_string(dim) +
-               " is out of range");
-        }
-        elements *= dim;
-        ti.dims.push_back(static_cast<int64_t>(dim));
-      }
-      const uint32_t type_id = read<uint32_t>(what + " type");
-      const auto* traits = find_quant_traits(type_id);
-      if (traits == nullptr) {
-        const char* known = ggml_type_name(type_id);
-        if (known != nullptr) {
-          fail(what + ": type " + known + " (id " + std::to_string(type_id) +
-               ") is not supported; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K");
-        }
-        fail(what + ": unknown tensor type id " + std::to_string(type_id));
-      }
-      ti.type = static_cast<TensorType>(type_id);
-      if (static_cast<uint64_t>(ti.dims[0]) % traits->block_elements != 0) {
-        fail(what + ": row length " + std::to_string(ti.dims[0]) + " is not a multiple of " +
-             traits->name + "'s block of " + std::to_string(traits->block_elements));
-      }
-      ti.nbytes = static_cast<std::size_t>(elements / traits->block_elements * traits->block_bytes);
-      ti.offset = read<uint64_t>(what + " offset");
-      if (ti.offset % f.alignment_ != 0) {
-        fail(what + ": data offset " + std::to_string(ti.offset) + " is not aligned to " +
-             std::to_string(f.alignment_));
-      }
-      if (!names.insert(ti.name).second) fail(what + ": duplicate tensor name");
-      f.tensors_.push_back(std::move(ti));
+  GgufTensorInfo parse_tensor_info(const GgufFile& f, uint64_t i) {
+    GgufTensorInfo ti;
+    ti.name = read_string("tensor #" + std::to_string(i) + " name");
+    const std::string what = "tensor " + ti.name;
+    const uint32_t n_dims = read<uint32_t>(what + " dimension count");
+    if (n_dims == 0 || n_dims > kMaxDims) {
+      fail(what + ": " + std::to_string(n_dims) + " dimensions, expected 1 to 4");
     }
+    uint64_t elements = 1;
+    for (uint32_t d = 0; d < n_dims; ++d) {
+      const uint64_t dim = read<uint64_t>(what + " dimension");
+      if (dim == 0 || dim > kMaxTensorElements || elements > kMaxTensorElements / dim) {
+        fail(what + ": dimension " + std::to_string(d) + " of " + std::to_string(dim) +
+             " is out of range");
+      }
+      elements *= dim;
+      ti.dims.push_back(static_cast<int64_t>(dim));
+    }
+    const uint32_t type_id = read<uint32_t>(what + " type");
+    const auto* traits = find_quant_traits(type_id);
+    if (traits == nullptr) {
+      const char* known = ggml_type_name(type_id);
+      if (known != nullptr) {
+        fail(what + ": type " + known + " (id " + std::to_string(type_id) +
+             ") is not supported; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K");
+      }
+      fail(what + ": unknown tensor type id " + std::to_string(type_id));
+    }
+    ti.type = static_cast<TensorType>(type_id);
+    if (static_cast<uint64_t>(ti.dims[0]) % traits->block_elements != 0) {
+      fail(what + ": row length " + std::to_string(ti.dims[0]) + " is not a multiple of " +
+           traits->name + "'s block of " + std::to_string(traits->block_elements));
+    }
+    ti.nbytes = static_cast<std::size_t>(elements / traits->block_elements * traits->block_bytes);
+    ti.offset = read<uint64_t>(what + " offset");
+    if (ti.offset % f.alignment_ != 0) {
+      fail(what + ": data offset " + std::to_string(ti.offset) + " is not aligned to " +
+           std::to_string(f.alignment_));
+    }
+    return ti;
+  }
 
+  // The data section follows the infos at the next aligned offset; every tensor must lie in it.
+  void place_tensor_data(GgufFile& f) {
     const uint64_t align = f.alignment_;
     const uint64_t data_offset = (pos + align - 1) / align * align;
     f.data_offset_ = data_offset;

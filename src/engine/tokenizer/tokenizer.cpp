@@ -39,82 +39,16 @@ constexpr std::string_view kEogTexts[] = {"<|eot_id|>",    "<|im_end|>",      "<
 class VocabTokenizer final : public Tokenizer {
  public:
   explicit VocabTokenizer(TokenizerVocab v) : v_(std::move(v)) {
-    const std::string& src = v_.source;
-    const auto n = static_cast<int32_t>(v_.tokens.size());
-    if (n == 0) throw InputError(src, "tokenizer.ggml.tokens is empty");
-    if (!v_.token_types.empty() && v_.token_types.size() != v_.tokens.size()) {
-      throw InputError(src, "tokenizer.ggml.token_type has " +
-                                std::to_string(v_.token_types.size()) + " entries, expected " +
-                                std::to_string(n));
-    }
-    if (!v_.scores.empty() && v_.scores.size() != v_.tokens.size()) {
-      throw InputError(src, "tokenizer.ggml.scores has " + std::to_string(v_.scores.size()) +
-                                " entries, expected " + std::to_string(n));
-    }
+    check_sizes();
     attrs_.resize(v_.tokens.size(), td::kAttrNormal);
     for (std::size_t i = 0; i < v_.token_types.size(); ++i)
       attrs_[i] = attr_of_type(v_.token_types[i]);
-
-    int32_t bos = -1, eos = -1, unk = -1;
-    bool add_bos = false;
-    if (v_.model == "gpt2") {
-      auto pre = td::pre_tokenizer_config(v_.pre);
-      if (!pre) {
-        throw InputError(src, "tokenizer.ggml.pre '" + v_.pre +
-                                  "' is not supported (supported: default, gpt-2, olmo, llama-bpe, "
-                                  "llama3, dbrx, smollm, starcoder, qwen2, ...)");
-      }
-      if (v_.merges.empty()) throw InputError(src, "tokenizer.ggml.merges is missing or empty");
-      bos = eos = 11;  // llama.cpp's defaults for BPE vocabularies
-      add_bos = pre->add_bos;
-      encoder_ = td::make_bpe_encoder(v_, *pre);
-    } else if (v_.model == "llama") {
-      bos = 1;
-      eos = 2;
-      unk = 0;
-      add_bos = true;
-      add_space_prefix_ = v_.add_space_prefix.value_or(true);
-    } else {
-      throw InputError(
-          src, "tokenizer.ggml.model '" + v_.model + "' is not supported (expected gpt2 or llama)");
-    }
-    auto in_range = [&](std::optional<int32_t> id, int32_t fallback) {
-      int32_t x = id.value_or(fallback);
-      return x >= 0 && x < n ? x : -1;
-    };
-    bos_ = in_range(v_.bos_id, bos);
-    eos_ = in_range(v_.eos_id, eos);
-    unk_ = in_range(v_.unk_id, unk);
-    int32_t eot = in_range(v_.eot_id, -1);
-    add_bos_ = v_.add_bos.value_or(add_bos) && bos_ >= 0;
-    if (v_.model == "llama") encoder_ = td::make_spm_encoder(v_, unk_, add_space_prefix_);
-
-    // End of generation: eos, eot, and the tokens llama.cpp recognises by text (which it also
-    // makes control tokens, so they are split out of text and hidden in output).
-    if (eos_ >= 0) eog_.insert(eos_);
-    if (eot >= 0) eog_.insert(eot);
-    for (int32_t id = 0; id < n; ++id) {
-      for (auto t : kEogTexts) {
-        if (v_.tokens[id] == t) {
-          eog_.insert(id);
-          attrs_[id] |= td::kAttrControl;
-        }
-      }
-    }
-
-    for (int32_t id = 0; id < n; ++id) {
-      if ((attrs_[id] & (td::kAttrControl | td::kAttrUserDefined | td::kAttrUnknown)) &&
-          !v_.tokens[id].empty()) {
-        specials_.push_back(id);
-      }
-    }
-    std::stable_sort(specials_.begin(), specials_.end(), [&](int32_t a, int32_t b) {
-      return v_.tokens[a].size() > v_.tokens[b].size();
-    });
-
+    const int32_t eot = choose_model_and_ids();
+    mark_end_of_generation(eot);
+    collect_specials();
     pieces_.resize(v_.tokens.size());
-    for (int32_t id = 0; id < n; ++id) pieces_[id] = make_piece(id);
-
+    for (int32_t id = 0; id < static_cast<int32_t>(v_.tokens.size()); ++id)
+      pieces_[id] = make_piece(id);
     chat_ = td::parse_chat_template(v_.chat_template);
     // The encoders hold what they need of these; no reason to keep a second copy.
     v_.merges = {};
@@ -185,6 +119,92 @@ class VocabTokenizer final : public Tokenizer {
   }
 
  private:
+  void check_sizes() const {
+    const std::string& src = v_.source;
+    const auto n = static_cast<int32_t>(v_.tokens.size());
+    if (n == 0) throw InputError(src, "tokenizer.ggml.tokens is empty");
+    if (!v_.token_types.empty() && v_.token_types.size() != v_.tokens.size()) {
+      throw InputError(src, "tokenizer.ggml.token_type has " +
+                                std::to_string(v_.token_types.size()) + " entries, expected " +
+                                std::to_string(n));
+    }
+    if (!v_.scores.empty() && v_.scores.size() != v_.tokens.size()) {
+      throw InputError(src, "tokenizer.ggml.scores has " + std::to_string(v_.scores.size()) +
+                                " entries, expected " + std::to_string(n));
+    }
+  }
+
+  // The encoder of the vocabulary's model (BPE or SentencePiece) and the special ids, the
+  // model's defaults where the file names none; returns the end-of-turn id (-1: none).
+  int32_t choose_model_and_ids() {
+    const std::string& src = v_.source;
+    const auto n = static_cast<int32_t>(v_.tokens.size());
+    int32_t bos = -1, eos = -1, unk = -1;
+    bool add_bos = false;
+    if (v_.model == "gpt2") {
+      auto pre = td::pre_tokenizer_config(v_.pre);
+      if (!pre) {
+        throw InputError(src, "tokenizer.ggml.pre '" + v_.pre +
+                                  "' is not supported (supported: default, gpt-2, olmo, llama-bpe, "
+                                  "llama3, dbrx, smollm, starcoder, qwen2, ...)");
+      }
+      if (v_.merges.empty()) throw InputError(src, "tokenizer.ggml.merges is missing or empty");
+      bos = eos = 11;  // llama.cpp's defaults for BPE vocabularies
+      add_bos = pre->add_bos;
+      encoder_ = td::make_bpe_encoder(v_, *pre);
+    } else if (v_.model == "llama") {
+      bos = 1;
+      eos = 2;
+      unk = 0;
+      add_bos = true;
+      add_space_prefix_ = v_.add_space_prefix.value_or(true);
+    } else {
+      throw InputError(
+          src, "tokenizer.ggml.model '" + v_.model + "' is not supported (expected gpt2 or llama)");
+    }
+    auto in_range = [&](std::optional<int32_t> id, int32_t fallback) {
+      int32_t x = id.value_or(fallback);
+      return x >= 0 && x < n ? x : -1;
+    };
+    bos_ = in_range(v_.bos_id, bos);
+    eos_ = in_range(v_.eos_id, eos);
+    unk_ = in_range(v_.unk_id, unk);
+    int32_t eot = in_range(v_.eot_id, -1);
+    add_bos_ = v_.add_bos.value_or(add_bos) && bos_ >= 0;
+    if (v_.model == "llama") encoder_ = td::make_spm_encoder(v_, unk_, add_space_prefix_);
+    return eot;
+  }
+
+  // End of generation: eos, eot, and the tokens llama.cpp recognises by text (which it also
+  // makes control tokens, so they are split out of text and hidden in output).
+  void mark_end_of_generation(int32_t eot) {
+    const auto n = static_cast<int32_t>(v_.tokens.size());
+    if (eos_ >= 0) eog_.insert(eos_);
+    if (eot >= 0) eog_.insert(eot);
+    for (int32_t id = 0; id < n; ++id) {
+      for (auto t : kEogTexts) {
+        if (v_.tokens[id] == t) {
+          eog_.insert(id);
+          attrs_[id] |= td::kAttrControl;
+        }
+      }
+    }
+  }
+
+  // Tokens matched as text before encoding, longest first.
+  void collect_specials() {
+    const auto n = static_cast<int32_t>(v_.tokens.size());
+    for (int32_t id = 0; id < n; ++id) {
+      if ((attrs_[id] & (td::kAttrControl | td::kAttrUserDefined | td::kAttrUnknown)) &&
+          !v_.tokens[id].empty()) {
+        specials_.push_back(id);
+      }
+    }
+    std::stable_sort(specials_.begin(), specials_.end(), [&](int32_t a, int32_t b) {
+      return v_.tokens[a].size() > v_.tokens[b].size();
+    });
+  }
+
   struct Fragment {
     int32_t token;  // -1 for raw text
     std::size_t offset, length;
