@@ -105,6 +105,8 @@ class CudaModelRunner final : public ModelRunner {
   void forward(int32_t rows, int32_t samples);
   void run_op(const PlanOp& op, int32_t rows, int32_t samples);
   void attention(const PlanOp& op, int32_t rows);
+  void logits(int32_t samples);
+  void sample(int32_t samples);
   void read_back(int32_t samples, bool logits);
 
   std::size_t tracked_bytes() const;
@@ -487,6 +489,12 @@ void CudaModelRunner::forward(int32_t rows, int32_t samples) {
   }
   const std::string shape = rows == samples ? "decode " : "prefill ";
   for (const PlanOp& op : plan_.ops) {
+    if (op.kind == OpKind::kLogits) {  // the logits GEMM and the sampler, apart
+      if (samples == 0) continue;
+      profile_->time(shape + "logits", stream_, [&] { logits(samples); });
+      profile_->time(shape + "sample", stream_, [&] { sample(samples); });
+      continue;
+    }
     std::string name = shape + op_name(op.kind);
     if (op.kind == OpKind::kAttention) name += op.window > 0 ? " (window)" : " (full)";
     profile_->time(name, stream_, [&] { run_op(op, rows, samples); });
@@ -556,15 +564,25 @@ void CudaModelRunner::run_op(const PlanOp& op, int32_t rows, int32_t samples) {
       break;
     case OpKind::kLogits:
       if (samples == 0) break;
-      cuda::gather_norm(x_.as<float>(), meta_.d(meta_.logit_rows), samples, c.n_embd,
-                        w_.output_norm, eps, last_.as<bf16>(), stream_);
-      gemm_->f32_out(last_.as<bf16>(), samples, w_.get(-1, WeightSlot::kOutput), c.n_vocab,
-                     c.n_embd, logits_.as<float>(), stream_);
-      cuda::sample_rows(logits_.as<float>(), samples, c.n_vocab,
-                        reinterpret_cast<const cuda::DeviceSampleRow*>(meta_.d(meta_.rows)),
-                        sample_ws_.as(), meta_.d(meta_.tokens), stream_);
+      logits(samples);
+      sample(samples);
       break;
   }
+}
+
+// The final norm of each sampled row and its logits (f32), for `samples` rows.
+void CudaModelRunner::logits(int32_t samples) {
+  const ModelConfig& c = weights_.config;
+  cuda::gather_norm(x_.as<float>(), meta_.d(meta_.logit_rows), samples, c.n_embd, w_.output_norm,
+                    plan_.rms_eps, last_.as<bf16>(), stream_);
+  gemm_->f32_out(last_.as<bf16>(), samples, w_.get(-1, WeightSlot::kOutput), c.n_vocab, c.n_embd,
+                 logits_.as<float>(), stream_);
+}
+
+void CudaModelRunner::sample(int32_t samples) {
+  cuda::sample_rows(logits_.as<float>(), samples, weights_.config.n_vocab,
+                    reinterpret_cast<const cuda::DeviceSampleRow*>(meta_.d(meta_.rows)),
+                    sample_ws_.as(), meta_.d(meta_.tokens), stream_);
 }
 
 // Decode steps at each bucket size, captured once: a step then costs one graph launch instead of
