@@ -308,7 +308,15 @@ TEST_F(Ranks, SigtermStopsEveryRankThenResumeCompletes) {
   const RunReport partial = flowrank::report::read_report_hdf5(dir_ / "term.h5");
   EXPECT_LT(partial.steps.size(), 10u) << b.output();
   EXPECT_NE(partial.attrs.extra.at("status").find("interrupted"), std::string::npos);
-  for (const auto& k : partial.ranks) EXPECT_EQ(k.status, "interrupted") << k.rank;
+  // The signalled rank stops; the other may have finished its share before the stop reached it
+  // (seen in CI), and is then "complete" with every one of its steps done.
+  for (const auto& k : partial.ranks) {
+    if (k.rank == 1 || k.status != "complete") {
+      EXPECT_EQ(k.status, "interrupted") << k.rank;
+    } else {
+      EXPECT_EQ(k.steps_done, k.steps_total) << k.rank;
+    }
+  }
 
   const Result resumed = mpirun(3, run_args("term.h5") + " --resume");
   ASSERT_EQ(resumed.code, 0) << resumed.out;
