@@ -3,7 +3,8 @@
 // bf16 or f32 output (logits). Row-major x and y, w as GGUF stores a weight (n rows of k). The
 // algorithm for each shape is chosen once by cuBLASLt's heuristic and remembered; the workspace
 // is fixed, so calls can be captured into CUDA graphs. (Timing the heuristic's other candidates
-// per shape was tried and measured slower on the H200's decode shapes: docs/PERFORMANCE.md.)
+// per shape was tried and measured slower on the H200's decode shapes, and splitting k by a
+// wave-count rule no faster: docs/PERFORMANCE.md.)
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
