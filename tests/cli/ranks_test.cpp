@@ -175,8 +175,9 @@ class Ranks : public ::testing::Test {
 // The local reference ran with MPI made impossible to start (a pml component that does not
 // exist). Under mpirun the same command fails with that one variable and succeeds without it, so
 // the poison breaks exactly MPI's start-up, and the local run's success proves it never called
-// MPI_Init. Open MPI's own words for the failure are not asserted: it may lose them while the job
-// tears down (seen in CI: its show_help reported "Out of resource" and printed nothing else).
+// MPI_Init. That it failed at MPI's start is shown by our own state, not Open MPI's words (it may
+// lose them while the job tears down; in CI its show_help said "Out of resource" and nothing else):
+// journals are opened right after the world is set up, and there are none.
 TEST_F(Ranks, LocalRunNeverCallsMpiInit) {
   const RunReport local = flowrank::report::read_report_hdf5(dir_ / "local.h5");
   EXPECT_EQ(local.steps.size(), 10u);
@@ -192,8 +193,10 @@ TEST_F(Ranks, LocalRunNeverCallsMpiInit) {
                              " -x OMPI_MCA_pml -np 1 " + kBin + " " + run_args("never.h5"));
   EXPECT_NE(poisoned.code, 0) << poisoned.out;
   EXPECT_FALSE(fs::exists(dir_ / "never.h5"));
+  EXPECT_FALSE(fs::exists(dir_ / "never.h5.journal")) << poisoned.out;
   const Result clean = mpirun(1, run_args("control.h5"));
   ASSERT_EQ(clean.code, 0) << clean.out;
+  EXPECT_TRUE(fs::exists(dir_ / "control.h5.journal"));  // where the poisoned run would have one
   EXPECT_EQ(hashes_of(flowrank::report::read_report_hdf5(dir_ / "control.h5")), reference());
 }
 
@@ -309,7 +312,7 @@ TEST_F(Ranks, SigtermStopsEveryRankThenResumeCompletes) {
   EXPECT_LT(partial.steps.size(), 10u) << b.output();
   EXPECT_NE(partial.attrs.extra.at("status").find("interrupted"), std::string::npos);
   // The signalled rank stops; the other may have finished its share before the stop reached it
-  // (seen in CI), and is then "complete" with every one of its steps done.
+  // (seen in a clean-clone run of .ci/run), and is then "complete" with all its steps done.
   for (const auto& k : partial.ranks) {
     if (k.rank == 1 || k.status != "complete") {
       EXPECT_EQ(k.status, "interrupted") << k.rank;
